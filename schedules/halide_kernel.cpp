@@ -1,0 +1,84 @@
+#include "schedules/halide_kernel.h"
+
+#include <chrono>
+
+#include "core/error.h"
+
+namespace kiln {
+
+Halide::Target halide_target(const Target& t) {
+    Halide::Target ht(t.halide);
+    if (t.is_host) ht = ht.with_feature(Halide::Target::JIT);
+    return ht;
+}
+
+std::vector<int> halide_extents(const TensorSpec& spec) {
+    return std::vector<int>(spec.shape.rbegin(), spec.shape.rend());
+}
+
+namespace {
+
+// Points `buf` at `data` without copying; the kernel never writes its inputs.
+void point_at(Halide::Buffer<float>& buf, const float* data) {
+    buf.raw_buffer()->host = reinterpret_cast<uint8_t*>(const_cast<float*>(data));
+}
+
+class HalideKernel final : public Kernel {
+public:
+    HalideKernel(const Workload& w, HalidePipelines p, const Target& t)
+        : p_(std::move(p)), target_(halide_target(t)) {
+        if (!t.is_host)
+            throw Error("target", "kernels for '" + t.name +
+                                      "' can be compiled ahead of time but not run on this host");
+        auto specs = w.inputs();
+        for (const auto& s : specs) inputs_.emplace_back(nullptr, halide_extents(s));
+        output_ = Halide::Buffer<float>(nullptr, halide_extents(w.output()));
+        if (p_.pack) packed_ = Halide::Buffer<float>(p_.packed_extents);
+
+        auto start = std::chrono::steady_clock::now();
+        if (p_.pack) p_.pack->compile_jit(target_);
+        p_.main.compile_jit(target_);
+        compile_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+        for (auto& b : p_.main_args) main_params_.set(b.param, b.input < 0 ? packed_ : inputs_.at(b.input));
+        for (auto& b : p_.pack_args) pack_params_.set(b.param, inputs_.at(b.input));
+    }
+
+    void prepare(const std::vector<const float*>& inputs) override {
+        bind(inputs);
+        if (p_.pack) p_.pack->realize(packed_, target_, pack_params_);
+        prepared_ = true;
+    }
+
+    void run(const std::vector<const float*>& inputs, float* output) override {
+        if (!prepared_) throw Error("kernel", "run() before prepare()");
+        bind(inputs);
+        output_.raw_buffer()->host = reinterpret_cast<uint8_t*>(output);
+        p_.main.realize(output_, target_, main_params_);
+    }
+
+private:
+    void bind(const std::vector<const float*>& inputs) {
+        if (inputs.size() != inputs_.size())
+            throw Error("kernel", "expected " + std::to_string(inputs_.size()) + " inputs, got " +
+                                      std::to_string(inputs.size()));
+        for (size_t i = 0; i < inputs.size(); ++i) point_at(inputs_[i], inputs[i]);
+    }
+
+    HalidePipelines p_;
+    Halide::Target target_;
+    std::vector<Halide::Buffer<float>> inputs_;
+    Halide::Buffer<float> output_;
+    Halide::Buffer<float> packed_;
+    Halide::ParamMap main_params_, pack_params_;
+    bool prepared_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_halide_kernel(const Workload& w, HalidePipelines p, const Target& t) {
+    return std::make_unique<HalideKernel>(w, std::move(p), t);
+}
+
+}  // namespace kiln

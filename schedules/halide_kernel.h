@@ -1,0 +1,44 @@
+// kiln/schedules/halide_kernel.h — turns Halide pipelines into a kiln::Kernel (internal).
+//
+// An op's schedule file defines its Funcs (from generators/), schedules them, and hands the
+// pipelines here: an optional `pack` pipeline that repacks constants (weights) once, and the
+// `main` pipeline. Each ImageParam is bound to one of the op's inputs (Workload::inputs() order)
+// or to the packed buffer. Boundary tensors are row-major, so Halide's dimension 0 is the last
+// dimension of the TensorSpec (W of NCHW, columns of a matrix).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "Halide.h"
+#include "core/workload.h"
+#include "schedules/kernel.h"
+
+namespace kiln {
+
+struct HalideBinding {
+    Halide::ImageParam param;
+    int input = -1;  // index into Workload::inputs(); -1 = the packed buffer
+};
+
+struct HalidePipelines {
+    Halide::Pipeline main;
+    std::vector<HalideBinding> main_args;
+    // Optional: computes the packed constants. Its output shape is `packed_extents` (Halide
+    // order, dimension 0 innermost) and its parameters bind to op inputs.
+    std::optional<Halide::Pipeline> pack;
+    std::vector<HalideBinding> pack_args;
+    std::vector<int> packed_extents;
+};
+
+// JIT-compiles both pipelines for `t` (which must be the host) and records the compile time.
+std::unique_ptr<Kernel> make_halide_kernel(const Workload& w, HalidePipelines p, const Target& t);
+
+// The Halide target for a kiln target, ready for JIT when it is the host.
+Halide::Target halide_target(const Target& t);
+
+// Reversed shape of a tensor: Halide extents, innermost first.
+std::vector<int> halide_extents(const TensorSpec& spec);
+
+}  // namespace kiln

@@ -1,0 +1,33 @@
+// kiln/schedules/conv2d_algorithms.h — the algorithms behind conv2d's `algorithm` knob (internal).
+//
+// schedules/conv2d.cpp owns the space: the `algorithm` knob (direct, im2col, winograd2,
+// winograd4) and the knobs of each algorithm, active only when that algorithm is chosen. Each
+// algorithm file contributes its knobs and turns a config into pipelines:
+//   conv2d_direct.cpp    channel-blocked direct convolution, and im2col + GEMM
+//   conv2d_winograd.cpp  Winograd F(2x2,3x3) and F(4x4,3x3), 3x3 stride-1 layers only
+#pragma once
+
+#include "core/config.h"
+#include "core/workload.h"
+#include "schedules/halide_kernel.h"
+#include "schedules/space.h"
+#include "targets/target.h"
+
+namespace kiln {
+
+// True when the algorithm can compute `w` at all (Winograd: 3x3, stride 1, dilation 1, groups 1).
+bool winograd_applies(const Workload& w);
+
+// Each adds its knobs to `space` (active when the `algorithm` knob names it) and sets its
+// knobs' values in space.default_config when `make_default` is true.
+void add_direct_knobs(ScheduleSpace& space, const Workload& w, const Target& t, bool make_default);
+void add_im2col_knobs(ScheduleSpace& space, const Workload& w, const Target& t, bool make_default);
+void add_winograd_knobs(ScheduleSpace& space, const Workload& w, const Target& t,
+                        bool make_default);
+
+HalidePipelines direct_conv2d(const Workload& w, const Config& c, const Target& t);
+HalidePipelines im2col_conv2d(const Workload& w, const Config& c, const Target& t);
+// `c.s("algorithm")` is "winograd2" (F(2x2,3x3)) or "winograd4" (F(4x4,3x3)).
+HalidePipelines winograd_conv2d(const Workload& w, const Config& c, const Target& t);
+
+}  // namespace kiln

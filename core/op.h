@@ -32,6 +32,9 @@ public:
     virtual std::string summary() const = 0;
     virtual const std::vector<ParamSpec>& params() const = 0;
     virtual std::vector<DType> dtypes() const { return {DType::f32}; }
+    // A typical shape in the CLI's form ("c=64,h=56,w=56,k=64,r=3,s=3,pad=1"): what `kiln ops`
+    // shows knob domains for, and what documentation and smoke tests use.
+    virtual std::string example() const = 0;
 
     // Checks what is specific to the op (channels divisible by groups, output size > 0, ...).
     // The generic checks (each parameter present, arity, min_value, dtype) run before it.

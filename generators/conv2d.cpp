@@ -51,6 +51,7 @@ public:
     std::string summary() const override {
         return "2-D convolution, NCHW, with stride, padding, dilation and groups";
     }
+    std::string example() const override { return "c=64,h=56,w=56,k=64,r=3,s=3,pad=1"; }
     const std::vector<ParamSpec>& params() const override {
         static const std::vector<ParamSpec> p = {
             {"n", "n", 0, 1, 1, 1, "batch"},

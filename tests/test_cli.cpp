@@ -1,0 +1,192 @@
+// The `kiln` command run as a user runs it: output, exit codes and one-line errors.
+//
+// Each case runs the built binary (KILN_BINARY) in a child process and captures stdout, stderr
+// and the exit status separately, because the contract (docs/CLI.md) is about which stream
+// carries what: bad input is exactly one `kiln: ...` line on stderr and exit code 2.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/op.h"
+
+namespace {
+
+struct Result {
+    int code = -1;
+    std::string out;
+    std::string err;
+};
+
+std::string read_all(FILE* f) {
+    std::string s;
+    std::rewind(f);
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;)
+        s.append(buf, n);
+    return s;
+}
+
+Result run_kiln(const std::vector<std::string>& args) {
+    FILE* out = std::tmpfile();
+    FILE* err = std::tmpfile();
+    std::vector<char*> argv = {const_cast<char*>(KILN_BINARY)};
+    for (const auto& a : args)
+        argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::fflush(nullptr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fileno(out), 1);
+        dup2(fileno(err), 2);
+        execv(KILN_BINARY, argv.data());
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    Result r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = read_all(out);
+    r.err = read_all(err);
+    std::fclose(out);
+    std::fclose(err);
+    return r;
+}
+
+std::vector<std::string> lines(const std::string& text) {
+    std::vector<std::string> v;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        v.push_back(line);
+    return v;
+}
+
+// Bad input: exit 2, nothing else on stderr than one `kiln:` line, which contains `needle`.
+void expect_bad_input(const std::vector<std::string>& args, const std::string& needle) {
+    std::string cmd = "kiln";
+    for (const auto& a : args)
+        cmd += " " + a;
+    SCOPED_TRACE(cmd);
+    Result r = run_kiln(args);
+    EXPECT_EQ(r.code, 2) << r.out << r.err;
+    auto err = lines(r.err);
+    ASSERT_EQ(err.size(), 1u) << r.err;
+    EXPECT_EQ(err[0].rfind("kiln: ", 0), 0u) << err[0];
+    EXPECT_NE(err[0].find(needle), std::string::npos) << err[0] << "\n does not contain " << needle;
+}
+
+constexpr const char* kTinyConv = "n=1,c=8,h=10,w=10,k=16,r=3,s=3,pad=1";
+
+}  // namespace
+
+TEST(Cli, HelpAndVersionExitZero) {
+    Result help = run_kiln({"--help"});
+    EXPECT_EQ(help.code, 0);
+    EXPECT_NE(help.out.find("ops"), std::string::npos);
+    EXPECT_NE(help.out.find("bench-op"), std::string::npos);
+    EXPECT_NE(help.out.find("Examples"), std::string::npos);
+    EXPECT_EQ(help.err, "");
+    Result sub_help = run_kiln({"bench-op", "--help"});
+    EXPECT_EQ(sub_help.code, 0);
+    EXPECT_NE(sub_help.out.find("--min-time"), std::string::npos);
+    Result version = run_kiln({"--version"});
+    EXPECT_EQ(version.code, 0);
+    EXPECT_EQ(version.out.rfind("kiln ", 0), 0u) << version.out;
+}
+
+TEST(Cli, OpsListsEveryOpWithItsParams) {
+    Result r = run_kiln({"ops"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("conv2d"), std::string::npos);
+    for (const kiln::OpDef* def : kiln::all_ops()) {
+        EXPECT_NE(r.out.find(def->name() + "  " + def->summary()), std::string::npos)
+            << def->name();
+        for (const auto& p : def->params())
+            EXPECT_NE(r.out.find(p.help), std::string::npos);
+    }
+    Result one = run_kiln({"ops", "conv2d"});
+    ASSERT_EQ(one.code, 0) << one.err;
+    EXPECT_EQ(lines(one.out)[0].rfind("conv2d  ", 0), 0u);
+}
+
+TEST(Cli, OpsJsonMatchesTheRegistry) {
+    Result r = run_kiln({"ops", "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    nlohmann::json j = nlohmann::json::parse(r.out);
+    ASSERT_TRUE(j["ops"].is_array());
+    ASSERT_EQ(j["ops"].size(), kiln::all_ops().size());
+    EXPECT_EQ(j["target"]["name"], "host");
+    for (size_t i = 0; i < kiln::all_ops().size(); ++i) {
+        const kiln::OpDef& def = *kiln::all_ops()[i];
+        const auto& op = j["ops"][i];
+        EXPECT_EQ(op["name"], def.name());
+        ASSERT_EQ(op["params"].size(), def.params().size());
+        for (size_t p = 0; p < def.params().size(); ++p) {
+            EXPECT_EQ(op["params"][p]["name"], def.params()[p].name);
+            EXPECT_EQ(op["params"][p]["token"], def.params()[p].token);
+        }
+        // A space, when there is one, has a default config that names only its knobs.
+        if (!op["space"].is_null()) {
+            std::vector<std::string> knobs;
+            for (const auto& k : op["space"]["knobs"])
+                knobs.push_back(k["name"]);
+            for (const auto& [name, value] : op["space"]["default_config"].items())
+                EXPECT_NE(std::find(knobs.begin(), knobs.end(), name), knobs.end()) << name;
+        }
+    }
+}
+
+// docs/WORKLOADS.md embeds `kiln ops --markdown` between two marker lines; after adding or
+// changing an op, regenerate it with scripts/update-docs.sh.
+TEST(Cli, WorkloadsDocMatchesOpsMarkdown) {
+    std::ifstream f(std::string(KILN_SOURCE_DIR) + "/docs/WORKLOADS.md");
+    ASSERT_TRUE(f) << "docs/WORKLOADS.md not found";
+    std::stringstream text;
+    text << f.rdbuf();
+    const std::string doc = text.str();
+    const std::string begin = "<!-- begin: kiln ops --markdown -->\n";
+    const std::string end = "<!-- end: kiln ops --markdown -->";
+    size_t b = doc.find(begin), e = doc.find(end);
+    ASSERT_NE(b, std::string::npos);
+    ASSERT_NE(e, std::string::npos);
+    Result r = run_kiln({"ops", "--markdown"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(doc.substr(b + begin.size(), e - b - begin.size()), r.out)
+        << "docs/WORKLOADS.md is out of date: run scripts/update-docs.sh";
+}
+
+TEST(Cli, BenchOpWithoutSpaceSaysSo) {
+    expect_bad_input({"bench-op", "conv2d", "--shape", kTinyConv}, "no schedule space");
+}
+
+TEST(Cli, BadInputIsOneLineAndExitTwo) {
+    std::string known;
+    for (const kiln::OpDef* d : kiln::all_ops())
+        known += (known.empty() ? "" : ", ") + d->name();
+    expect_bad_input({"bench-op", "nosuchop", "--shape", kTinyConv}, "known: " + known);
+    expect_bad_input({"ops", "nosuchop"}, "known: " + known);
+    expect_bad_input({"bench-op", "conv2d", "--shape", "c=0,h=10,w=10,k=16,r=3,s=3"}, "c: ");
+    expect_bad_input({"bench-op", "conv2d", "--shape", "c=8,h=10,w=10,k=16,r=3,s=3,q=1"}, "q: ");
+    expect_bad_input({"bench-op", "conv2d", "--shape", kTinyConv, "--target", "nosuchtarget"},
+                     "known: host");
+    expect_bad_input({"bench-op", "conv2d", "--shape", kTinyConv, "--config-json", "{\"a\":"},
+                     "not valid JSON");
+    expect_bad_input({"bench-op", "conv2d", "--shape", kTinyConv, "--config-json", "[1]"},
+                     "expected a JSON object");
+    expect_bad_input({"bench-op", "conv2d", "--shape", kTinyConv, "--epilogue", "bias+gelu"},
+                     "gelu");
+    expect_bad_input({"bench-op", "conv2d", "--threads", "0"}, "--threads");
+    expect_bad_input({"bench-op", "conv2d", "--bogus"}, "--bogus");
+    expect_bad_input({"ops", "--shape", "c=1"}, "needs an OP");
+    expect_bad_input({"nosuchcommand"}, "unknown command 'nosuchcommand'");
+    expect_bad_input({}, "a command is required");
+}

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -144,6 +145,18 @@ void run_bench_op(const BenchOptions& o) {
     if (o.threads > 0) setenv("HL_NUM_THREADS", std::to_string(o.threads).c_str(), 1);
 
     const OpDef& def = find_op(o.op);
+    std::string origin = "default";
+    std::optional<Config> given;
+    if (!o.config_file.empty()) {
+        std::ifstream f(o.config_file);
+        if (!f) throw Error("config", "cannot read '" + o.config_file + "'");
+        std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        given = Config::from_json(parse_json(text, o.config_file));
+        origin = "from " + o.config_file;
+    } else if (!o.config_json.empty()) {
+        given = Config::from_json(parse_json(o.config_json, "--config-json"));
+        origin = "from --config-json";
+    }
     Workload w = Workload::from_shape(o.op, o.shape.empty() ? def.example() : o.shape, DType::f32,
                                       Epilogue::parse(o.epilogue));
     Target t = parse_target(o.target);
@@ -158,20 +171,10 @@ void run_bench_op(const BenchOptions& o) {
     std::printf("threads   %s\n", thread_note(o).c_str());
 
     ScheduleSpace space = space_def.space(w, t);
-    Config config = space.default_config;
-    std::string origin = "default";
-    if (!o.config_file.empty()) {
-        std::ifstream f(o.config_file);
-        if (!f) throw Error("config", "cannot read '" + o.config_file + "'");
-        std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-        config = resolve_config(space, Config::from_json(parse_json(text, o.config_file)));
-        origin = "from " + o.config_file;
-    } else if (!o.config_json.empty()) {
-        config =
-            resolve_config(space, Config::from_json(parse_json(o.config_json, "--config-json")));
-        origin = "from --config-json";
-    } else if (auto why = space.check(config)) {
-        throw Error("config", "the default config of " + w.op + " is invalid: " + *why);
+    Config config = given ? resolve_config(space, *given) : space.default_config;
+    if (!given) {
+        if (auto why = space.check(config))
+            throw Error("config", "the default config of " + w.op + " is invalid: " + *why);
     }
     std::printf("config    %s: %s (hash %016llx)\n", origin.c_str(), config.to_string().c_str(),
                 static_cast<unsigned long long>(config.hash()));
@@ -252,6 +255,14 @@ void add_bench_op(CLI::App& app) {
     cmd->add_option("--threads", o->threads,
                     "Threads of Halide's runtime (sets HL_NUM_THREADS; default: one per core)")
         ->check(positive());
+    cmd->footer(
+        "Prints the workload key, FLOPs, config, compile time, the error against the scalar\n"
+        "reference, min and median time per run and GFLOP/s.\n"
+        "Exit codes: 0 success, 1 wrong result, 2 bad input.\n\n"
+        "Examples:\n"
+        "  kiln bench-op conv2d --shape n=1,c=64,h=56,w=56,k=64,r=3,s=3,stride=1,pad=1\n"
+        "  kiln bench-op conv2d --shape c=64,h=56,w=56,k=64,r=3,s=3,pad=1 --epilogue bias+relu \\\n"
+        "      --threads 1 --min-time 2 --repeats 9");
     cmd->callback([o] { run_bench_op(*o); });
 }
 

@@ -217,6 +217,11 @@ void add_ops(CLI::App& app) {
     cmd->add_flag("--markdown", o->markdown,
                   "Print the parameter tables as Markdown (as embedded in docs/WORKLOADS.md)")
         ->excludes(json_flag);
+    cmd->footer(
+        "Examples:\n"
+        "  kiln ops\n"
+        "  kiln ops conv2d --shape c=32,h=28,w=28,k=32,r=3,s=3,pad=1 --target x86-64-linux-avx2\n"
+        "  kiln ops --json");
     cmd->callback([o] { run_ops(*o); });
 }
 

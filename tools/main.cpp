@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
         "kiln"};
     app.set_version_flag("--version", "kiln " KILN_VERSION, "Print the version and exit");
     app.require_subcommand(1, 1);
+    kiln::tools::add_ops(app);
+    kiln::tools::add_bench_op(app);
+    // After the subcommands, which would otherwise inherit it: each has its own examples.
     app.footer(
         "Examples:\n"
         "  kiln ops                               every op, its parameters and schedule knobs\n"
@@ -50,9 +53,6 @@ int main(int argc, char** argv) {
         "  kiln bench-op conv2d --shape n=1,c=64,h=56,w=56,k=64,r=3,s=3,stride=1,pad=1\n"
         "\n"
         "Exit codes: 0 success, 1 wrong result, 2 bad input. See docs/CLI.md.");
-
-    kiln::tools::add_ops(app);
-    kiln::tools::add_bench_op(app);
 
     try {
         if (argc > 1 && argv[1][0] != '-') {

@@ -17,7 +17,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/config.h"
 #include "core/op.h"
+#include "core/workload.h"
 
 namespace {
 
@@ -84,6 +86,26 @@ void expect_bad_input(const std::vector<std::string>& args, const std::string& n
     EXPECT_NE(err[0].find(needle), std::string::npos) << err[0] << "\n does not contain " << needle;
 }
 
+std::string read_doc(const std::string& name) {
+    std::ifstream f(std::string(KILN_SOURCE_DIR) + "/docs/" + name);
+    std::stringstream text;
+    text << f.rdbuf();
+    return text.str();
+}
+
+// The bodies of the doc's fenced blocks opened with exactly `fence` ("```json").
+std::vector<std::string> fenced_blocks(const std::string& doc, const std::string& fence) {
+    std::vector<std::string> blocks;
+    for (size_t pos = 0; (pos = doc.find("\n" + fence + "\n", pos)) != std::string::npos;) {
+        size_t start = pos + fence.size() + 2;
+        size_t end = doc.find("\n```", start);
+        if (end == std::string::npos) break;
+        blocks.push_back(doc.substr(start, end - start + 1));
+        pos = end + 4;  // past the closing fence
+    }
+    return blocks;
+}
+
 constexpr const char* kTinyConv = "n=1,c=8,h=10,w=10,k=16,r=3,s=3,pad=1";
 
 }  // namespace
@@ -148,11 +170,8 @@ TEST(Cli, OpsJsonMatchesTheRegistry) {
 // docs/WORKLOADS.md embeds `kiln ops --markdown` between two marker lines; after adding or
 // changing an op, regenerate it with scripts/update-docs.sh.
 TEST(Cli, WorkloadsDocMatchesOpsMarkdown) {
-    std::ifstream f(std::string(KILN_SOURCE_DIR) + "/docs/WORKLOADS.md");
-    ASSERT_TRUE(f) << "docs/WORKLOADS.md not found";
-    std::stringstream text;
-    text << f.rdbuf();
-    const std::string doc = text.str();
+    const std::string doc = read_doc("WORKLOADS.md");
+    ASSERT_FALSE(doc.empty()) << "docs/WORKLOADS.md not found";
     const std::string begin = "<!-- begin: kiln ops --markdown -->\n";
     const std::string end = "<!-- end: kiln ops --markdown -->";
     size_t b = doc.find(begin), e = doc.find(end);
@@ -189,4 +208,28 @@ TEST(Cli, BadInputIsOneLineAndExitTwo) {
     expect_bad_input({"ops", "--shape", "c=1"}, "needs an OP");
     expect_bad_input({"nosuchcommand"}, "unknown command 'nosuchcommand'");
     expect_bad_input({}, "a command is required");
+}
+
+// The examples in docs/WORKLOADS.md are what the code prints: keys round-trip, the workload JSON
+// is Workload::to_json() of its key, and the config's compact JSON and hash are Config's.
+TEST(Docs, WorkloadsExamplesHold) {
+    const std::string doc = read_doc("WORKLOADS.md");
+    auto keys = lines(fenced_blocks(doc, "```").at(1));
+    ASSERT_GE(keys.size(), 3u);
+    for (const auto& key : keys)
+        EXPECT_EQ(kiln::Workload::parse_key(key).key(), key);
+
+    auto json_blocks = fenced_blocks(doc, "```json");
+    ASSERT_EQ(json_blocks.size(), 2u);
+    nlohmann::json documented = nlohmann::json::parse(json_blocks[0]);
+    kiln::Workload w = kiln::Workload::parse_key(documented["key"].get<std::string>());
+    EXPECT_EQ(w.to_json(), documented);
+    EXPECT_EQ(kiln::Workload::from_json(documented), w);
+
+    std::string config_text = json_blocks[1].substr(0, json_blocks[1].find('\n'));
+    kiln::Config c = kiln::Config::from_json(nlohmann::json::parse(config_text));
+    EXPECT_EQ(c.to_string(), config_text);
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(c.hash()));
+    EXPECT_NE(doc.find(std::string("hashes to `") + hex + "`"), std::string::npos) << hex;
 }

@@ -24,15 +24,18 @@ void point_at(Halide::Buffer<float>& buf, const float* data) {
 }
 
 class HalideKernel final : public Kernel {
-public:
+  public:
     HalideKernel(const Workload& w, HalidePipelines p, const Target& t)
         : p_(std::move(p)), target_(halide_target(t)) {
         if (!t.is_host)
             throw Error("target", "kernels for '" + t.name +
                                       "' can be compiled ahead of time but not run on this host");
         auto specs = w.inputs();
-        for (const auto& s : specs) inputs_.emplace_back(nullptr, halide_extents(s));
-        output_ = Halide::Buffer<float>(nullptr, halide_extents(w.output()));
+        check_views(w);
+        for (size_t i = 0; i < specs.size(); ++i)
+            inputs_.emplace_back(nullptr, view(p_.input_views, i, specs[i]));
+        output_ = Halide::Buffer<float>(
+            nullptr, p_.output_view.empty() ? halide_extents(w.output()) : p_.output_view);
         if (p_.pack) packed_ = Halide::Buffer<float>(p_.packed_extents);
 
         auto start = std::chrono::steady_clock::now();
@@ -41,13 +44,19 @@ public:
         compile_seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-        for (auto& b : p_.main_args) main_params_.set(b.param, b.input < 0 ? packed_ : inputs_.at(b.input));
-        for (auto& b : p_.pack_args) pack_params_.set(b.param, inputs_.at(b.input));
+        for (auto& b : p_.main_args)
+            main_params_.set(b.param, b.input < 0 ? packed_ : inputs_.at(b.input));
+        for (auto& b : p_.pack_args)
+            pack_params_.set(b.param, inputs_.at(b.input));
     }
 
     void prepare(const std::vector<const float*>& inputs) override {
         bind(inputs);
-        if (p_.pack) p_.pack->realize(packed_, target_, pack_params_);
+        try {
+            if (p_.pack) p_.pack->realize(packed_, target_, pack_params_);
+        } catch (const Halide::Error& e) {
+            throw Error("kernel", std::string("packing failed: ") + e.what());
+        }
         prepared_ = true;
     }
 
@@ -55,15 +64,41 @@ public:
         if (!prepared_) throw Error("kernel", "run() before prepare()");
         bind(inputs);
         output_.raw_buffer()->host = reinterpret_cast<uint8_t*>(output);
-        p_.main.realize(output_, target_, main_params_);
+        try {
+            p_.main.realize(output_, target_, main_params_);
+        } catch (const Halide::Error& e) {
+            throw Error("kernel", std::string("run failed: ") + e.what());
+        }
     }
 
-private:
+  private:
+    // A view must hold exactly the tensor's elements, or the kernel would read past it.
+    void check_views(const Workload& w) const {
+        auto count = [](const std::vector<int>& e) {
+            int64_t n = 1;
+            for (int d : e) n *= d;
+            return n;
+        };
+        auto specs = w.inputs();
+        for (size_t i = 0; i < p_.input_views.size() && i < specs.size(); ++i)
+            if (!p_.input_views[i].empty() && count(p_.input_views[i]) != specs[i].numel())
+                throw Error("kernel", "view of " + specs[i].name + " has the wrong element count");
+        if (!p_.output_view.empty() && count(p_.output_view) != w.output().numel())
+            throw Error("kernel", "view of the output has the wrong element count");
+    }
+
+    static std::vector<int> view(const std::vector<std::vector<int>>& views, size_t i,
+                                 const TensorSpec& spec) {
+        if (i < views.size() && !views[i].empty()) return views[i];
+        return halide_extents(spec);
+    }
+
     void bind(const std::vector<const float*>& inputs) {
         if (inputs.size() != inputs_.size())
             throw Error("kernel", "expected " + std::to_string(inputs_.size()) + " inputs, got " +
                                       std::to_string(inputs.size()));
-        for (size_t i = 0; i < inputs.size(); ++i) point_at(inputs_[i], inputs[i]);
+        for (size_t i = 0; i < inputs.size(); ++i)
+            point_at(inputs_[i], inputs[i]);
     }
 
     HalidePipelines p_;

@@ -183,8 +183,68 @@ TEST(Cli, WorkloadsDocMatchesOpsMarkdown) {
         << "docs/WORKLOADS.md is out of date: run scripts/update-docs.sh";
 }
 
-TEST(Cli, BenchOpWithoutSpaceSaysSo) {
-    expect_bad_input({"bench-op", "conv2d", "--shape", kTinyConv}, "no schedule space");
+TEST(Cli, BenchOpVerifiesAndTimes) {
+    Result r = run_kiln({"bench-op", "conv2d", "--shape", kTinyConv, "--epilogue", "bias+relu",
+                         "--min-time", "0.05", "--repeats", "3", "--threads", "1"});
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+    EXPECT_EQ(r.err, "");
+    EXPECT_NE(r.out.find("conv2d/n1c8h10w10/k16r3s3/st1p1d1g1/f32/bias+relu"), std::string::npos);
+    EXPECT_NE(r.out.find("config    default: "), std::string::npos);
+    EXPECT_NE(r.out.find("verify    ok"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("threads   1 (--threads)"), std::string::npos);
+    EXPECT_NE(r.out.find("3 rounds"), std::string::npos);
+    EXPECT_NE(r.out.find(" GFLOP/s (median)"), std::string::npos);
+}
+
+nlohmann::json conv2d_space(const std::string& shape) {
+    Result r = run_kiln({"ops", "conv2d", "--shape", shape, "--json"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out)["ops"][0]["space"];
+}
+
+// A config given on the command line may be partial; file and inline forms are the same.
+TEST(Cli, BenchOpTakesAGivenConfig) {
+    nlohmann::json space = conv2d_space(kTinyConv);
+    ASSERT_FALSE(space.is_null());
+    const nlohmann::json& config = space["default_config"];
+    std::string path = ::testing::TempDir() + "kiln_cli_config.json";
+    std::ofstream(path) << config.dump(2);
+    Result from_file = run_kiln({"bench-op", "conv2d", "--shape", kTinyConv, "--config", path,
+                                 "--min-time", "0.02", "--repeats", "1"});
+    EXPECT_EQ(from_file.code, 0) << from_file.err;
+    EXPECT_NE(from_file.out.find("config    from " + path + ": " + config.dump()),
+              std::string::npos)
+        << from_file.out;
+    EXPECT_NE(from_file.out.find("verify    ok"), std::string::npos);
+
+    nlohmann::json one_knob = {{config.begin().key(), config.begin().value()}};
+    Result partial = run_kiln({"bench-op", "conv2d", "--shape", kTinyConv, "--config-json",
+                               one_knob.dump(), "--min-time", "0.02", "--repeats", "1"});
+    EXPECT_EQ(partial.code, 0) << partial.err;
+    EXPECT_NE(partial.out.find("config    from --config-json: " + config.dump()), std::string::npos)
+        << partial.out;
+}
+
+TEST(Cli, BenchOpRejectsConfigsOutsideTheSpace) {
+    nlohmann::json space = conv2d_space(kTinyConv);
+    ASSERT_FALSE(space.is_null());
+    const nlohmann::json& knob = space["knobs"][0];
+    nlohmann::json outside =
+        knob["domain"][0].is_string() ? nlohmann::json("no_such_choice") : nlohmann::json(1 << 20);
+    nlohmann::json bad = {{knob["name"].get<std::string>(), outside}};
+    expect_bad_input({"bench-op", "conv2d", "--shape", kTinyConv, "--config-json", bad.dump()},
+                     "outside its domain");
+    expect_bad_input(
+        {"bench-op", "conv2d", "--shape", kTinyConv, "--config-json", "{\"no_such_knob\": 1}"},
+        "unknown knob 'no_such_knob'");
+    for (const auto& k : space["knobs"]) {
+        if (k["active_in_default"].get<bool>()) continue;
+        nlohmann::json inactive = {{k["name"].get<std::string>(), k["domain"][0]}};
+        expect_bad_input(
+            {"bench-op", "conv2d", "--shape", kTinyConv, "--config-json", inactive.dump()},
+            "inactive");
+        break;
+    }
 }
 
 TEST(Cli, BadInputIsOneLineAndExitTwo) {

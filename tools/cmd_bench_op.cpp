@@ -55,6 +55,7 @@ double seconds_since(Clock::time_point start) {
 std::string human_flops(double f) {
     if (f >= 1e9) return fmt::format("{:.3f} GFLOP", f / 1e9);
     if (f >= 1e6) return fmt::format("{:.3f} MFLOP", f / 1e6);
+    if (f >= 1e3) return fmt::format("{:.3f} kFLOP", f / 1e3);
     return fmt::format("{:.0f} FLOP", f);
 }
 
@@ -200,27 +201,31 @@ void run_bench_op(const BenchOptions& o) {
     std::vector<float> out(static_cast<size_t>(w.output().numel()));
     kernel->prepare(ptrs);
 
-    // Warm-up: caches, page faults and the thread pool; its last run sizes the rounds.
-    const double round_time = o.min_time / o.repeats;
+    // Warm-up: caches, page faults and the thread pool.
     auto warm = Clock::now();
-    double last = 0.0;
-    for (int i = 0; i < 3 || seconds_since(warm) < 0.1 * o.min_time; ++i) {
-        auto s = Clock::now();
+    for (int i = 0; i < 3 || seconds_since(warm) < 0.1 * o.min_time; ++i)
         kernel->run(ptrs, out.data());
-        last = seconds_since(s);
-    }
-    const int64_t runs = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(round_time / last)));
+    // Each round runs until it has lasted its share of --min-time, rather than a count sized
+    // from the warm-up: on a shared machine one slow warm-up run made rounds far too short.
+    const double round_time = o.min_time / o.repeats;
     std::vector<double> per_run;
+    int64_t total_runs = 0;
     for (int r = 0; r < o.repeats; ++r) {
         auto s = Clock::now();
-        for (int64_t i = 0; i < runs; ++i)
+        int64_t runs = 0;
+        double elapsed = 0.0;
+        do {
             kernel->run(ptrs, out.data());
-        per_run.push_back(seconds_since(s) / runs);
+            ++runs;
+            elapsed = seconds_since(s);
+        } while (elapsed < round_time);
+        per_run.push_back(elapsed / runs);
+        total_runs += runs;
     }
     double best = *std::min_element(per_run.begin(), per_run.end());
     double mid = median(per_run);
-    std::printf("time      min %.4f ms, median %.4f ms (%d rounds of %lld runs)\n", best * 1e3,
-                mid * 1e3, o.repeats, static_cast<long long>(runs));
+    std::printf("time      min %.4g ms, median %.4g ms (%d rounds, %lld runs)\n", best * 1e3,
+                mid * 1e3, o.repeats, static_cast<long long>(total_runs));
     std::printf("speed     %.2f GFLOP/s (median), %.2f GFLOP/s (min time)\n", w.flops() / mid / 1e9,
                 w.flops() / best / 1e9);
 }

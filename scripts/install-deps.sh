@@ -17,9 +17,8 @@ fi
 
 missing=()
 for p in "${packages[@]}"; do
-    if [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" != "install ok installed" ]]; then
-        missing+=("$p")
-    fi
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    if [[ "$status" != "install ok installed" ]]; then missing+=("$p"); fi
 done
 
 if [[ ${#missing[@]} -eq 0 ]]; then

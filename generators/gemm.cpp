@@ -5,7 +5,10 @@
 #include "generators/gemm.h"
 
 #include <algorithm>
+#include <string>
 #include <vector>
+
+#include "core/error.h"
 
 namespace kiln {
 
@@ -62,13 +65,12 @@ GemmFuncs gemm_algorithm(const GemmShape& s, int nr, int64_t kc, Func a, Func pa
     f.kc = std::min(kc, s.k);
     f.blocked = s.k > f.kc;
     f.batched = s.batch > 0;
-    const int K = static_cast<int>(s.k), KC = static_cast<int>(f.kc);
+    if (s.k % f.kc != 0)
+        throw Error("kc", "kc=" + std::to_string(kc) + " does not divide k=" + std::to_string(s.k));
+    const int KC = static_cast<int>(f.kc);
 
     Halide::RDom rk(0, KC, "rk");
     Expr k = f.ko * KC + rk.x;
-    // A ragged last block: the predicate is linear in rk, so Halide trims the loop bound
-    // instead of testing it in the loop body.
-    if (f.blocked && K % KC != 0) rk.where(k < K);
     f.rk = rk.x;
 
     auto inner_args = with_batch<Var>({f.jj, f.jo, f.i, f.ko}, f.b, f.batched);

@@ -35,8 +35,9 @@ struct GemmFuncs {
     bool batched = false;
 };
 
-// `a` is (k, i[, b]); `panels` is (jj, k, jo[, b]) as pack_panels() lays it out.
-// `bias` (j) and `residual` (j, i[, b]) are read only when the epilogue has them.
+// kc must divide k (kc >= k: one block). `a` is (k, i[, b]); `panels` is (jj, k, jo[, b]) as
+// pack_panels() lays it out. `bias` (j) and `residual` (j, i[, b]) are read only when the epilogue
+// has them.
 GemmFuncs gemm_algorithm(const GemmShape& s, int nr, int64_t kc, Halide::Func a,
                          Halide::Func panels, const Epilogue& e, Halide::Func bias,
                          Halide::Func residual);

@@ -32,16 +32,13 @@ int64_t registers_needed(int64_t mr, int64_t panel_vectors) {
     return mr * panel_vectors + panel_vectors + 1;
 }
 
-// KC candidates: divisors and near divisors of k from tile_candidates(), and the usual
-// power-of-two blocks; tiny blocks only pay the acc traffic and are left out. k itself means
-// no blocking.
+// KC candidates: the divisors of k among tile_candidates(), so that every block is whole;
+// tiny blocks only pay the acc traffic and are left out. k itself means no blocking.
 std::vector<int64_t> kc_candidates(int64_t k) {
     std::set<int64_t> out = {k};
     const int64_t smallest = std::min<int64_t>(k, 32);
     for (int64_t d : tile_candidates(k, 1024))
-        if (d >= smallest) out.insert(d);
-    for (int64_t d : {64, 128, 256, 384, 512})
-        if (d < k) out.insert(d);
+        if (d >= smallest && k % d == 0) out.insert(d);
     return {out.begin(), out.end()};
 }
 
@@ -92,8 +89,9 @@ Config default_config(const ScheduleSpace& space, const GemmShape& s, const Targ
     // Blocks of about 96 rows x 256 columns: with kc = 256 the row block (96 KB) and the panel
     // block (256 KB) share Zen 4's 1 MB L2.
     g.mc = 1;
-    const int64_t row_tiles = ceil_div(s.m, g.mr), panels = ceil_div(s.n, g.nr);
-    while (g.mc < 64 && g.mc * 2 <= row_tiles && int64_t{g.mc} * g.mr < std::min<int64_t>(s.m, 96))
+    const int64_t panels = ceil_div(s.n, g.nr);
+    while (g.mc < 64 && int64_t{g.mc} * 2 * g.mr <= s.m &&
+           int64_t{g.mc} * g.mr < std::min<int64_t>(s.m, 96))
         g.mc *= 2;
     g.nc = 1;
     const int64_t col_target = one_row_tile ? 1 : std::min<int64_t>(s.n, 256);
@@ -178,10 +176,9 @@ void add_gemm_knobs(ScheduleSpace& space, const GemmShape& s, const Target& t) {
                    " leaves at least one vector of every panel empty for n=" + str(s.n);
         // Blocks never exceed what they split: the last block (and the last row tile) shifts
         // inwards and recomputes a few rows instead of testing every store.
-        const int64_t row_tiles = ceil_div(s.m, g.mr), panels = ceil_div(s.n, g.nr);
-        if (g.mc > row_tiles)
-            return "mc=" + str(g.mc) + " exceeds the " + str(row_tiles) +
-                   " row tiles of m=" + str(s.m) + " with mr=" + str(g.mr);
+        const int64_t panels = ceil_div(s.n, g.nr);
+        if (int64_t{g.mc} * g.mr > s.m)
+            return "mc=" + str(g.mc) + " tiles of mr=" + str(g.mr) + " rows exceed m=" + str(s.m);
         if (g.nc > panels)
             return "nc=" + str(g.nc) + " exceeds the " + str(panels) + " panels of n=" + str(s.n) +
                    " with nr=" + str(g.nr);
@@ -221,13 +218,15 @@ void schedule_gemm(GemmFuncs& f, const GemmShape& s, const Config& c, const Targ
     // out: blocks, tiles, then the tile's rows and vectors.
     Func& out = f.out;
     Var jt("jt"), jin("jin"), it("it"), ii("ii"), jb("jb"), ib("ib"), pg("pg");
-    // Only the last panel's columns need a test: its stores are predicated. Rows, tiles and
-    // blocks shift inwards (the constraints keep each no larger than what it splits).
+    // Only the last panel's columns need a test: its stores are predicated. Row blocks and
+    // column blocks shift inwards (the constraints keep each no larger than what it splits),
+    // so every block holds exactly mc x nc whole tiles.
+    Var irow("irow");
     out.split(f.j, jt, jin, g.nr, TailStrategy::Predicate)
         .split(jin, vo, vi, lanes)
-        .split(f.i, it, ii, g.mr, TailStrategy::ShiftInwards)
+        .split(f.i, ib, irow, g.mc * g.mr, TailStrategy::ShiftInwards)
+        .split(irow, it, ii, g.mr)
         .split(jt, jb, jt, g.nc, TailStrategy::ShiftInwards)
-        .split(it, ib, it, g.mc, TailStrategy::ShiftInwards)
         .vectorize(vi)
         .unroll(vo)
         .unroll(ii);

@@ -52,58 +52,74 @@ int host_threads(const Target& t) {
     return t.fingerprint.cores > 0 ? t.fingerprint.cores : 4;
 }
 
+// Work done beyond `n` when it is covered by blocks of `block` that shift inwards or pad.
+int64_t waste(int64_t n, int64_t block) {
+    return ceil_div(n, block) * block - n;
+}
+
+// The largest power-of-two block (in units of `unit`, at most `limit` units and `target`
+// items) that wastes the least.
+int pick_block(int64_t n, int64_t unit, int64_t limit, int64_t target) {
+    int best = 1;
+    for (int b = 1; b <= 64 && b <= limit && b * unit <= std::max(target, unit); b *= 2)
+        if (waste(n, b * unit) <= waste(n, best * unit)) best = b;
+    return best;
+}
+
 Config default_config(const ScheduleSpace& space, const GemmShape& s, const Target& t) {
     const int64_t lanes = t.f32_lanes(), regs = t.vector_registers();
     const int threads = host_threads(t);
+    const int64_t l2 = t.fingerprint.l2_bytes > 0 ? t.fingerprint.l2_bytes : int64_t{1} << 20;
     GemmKnobs g;
-    // A few rows (GEMV and its neighbours) are bound by streaming the weight: every panel
-    // vector is a load, and nr = 8 vectors keeps 8 independent FMA chains in flight.
-    // Otherwise 6 rows x 4 vectors (2 on 16-register targets): 24 accumulators, 10 loads per
-    // 24 FMAs.
-    int64_t nv;
-    if (s.m < 6) {
-        g.mr = static_cast<int>(s.m);
-        nv = 8;
-    } else {
-        g.mr = 6;
-        nv = regs >= 32 ? 4 : 2;
-    }
-    auto fits = [&](int64_t v) {
-        return registers_needed(g.mr, v) <= regs && (v == 1 || (v - 1) * lanes < s.n);
+    auto fits = [&](int64_t mr, int64_t v) {
+        return registers_needed(mr, v) <= regs && (v == 1 || (v - 1) * lanes < s.n);
     };
-    for (auto it = kPanelVectors.rbegin(); it != kPanelVectors.rend(); ++it)
-        if (*it <= nv && fits(*it)) {
-            nv = *it;
-            break;
-        }
+    // The widest panels that fit beside mr rows, and the next narrower one.
+    auto widest = [&](int64_t mr, int64_t below) -> int64_t {
+        for (auto it = kPanelVectors.rbegin(); it != kPanelVectors.rend(); ++it)
+            if (*it < below && fits(mr, *it)) return *it;
+        return 1;
+    };
+    int64_t nv;
+    if (s.m < 4) {
+        // GEMV and its neighbours stream the weight: every panel vector is a load, and 8
+        // vectors keep 8 independent FMA chains in flight.
+        g.mr = static_cast<int>(s.m);
+        nv = widest(g.mr, 9);
+    } else {
+        // 4 rows x 6 vectors (x 3 on 16-register targets): 24 accumulators fed by 4 broadcasts
+        // and 6 loads. On this Zen host, bert_qkv single-threaded ran 204 GFLOP/s with 4x96 and
+        // 4x64, 196 with 8x48, 152 with 2x128, and 6x64 only matched them when 6 divides m
+        // (177 at m=96): 4 divides the usual sizes, so rows shifted inwards are rarely wasted.
+        g.mr = 4;
+        nv = widest(g.mr, 9);
+        const int64_t narrower = widest(g.mr, nv);
+        if (waste(s.n, narrower * lanes) < waste(s.n, nv * lanes)) nv = narrower;
+    }
     g.nr = static_cast<int>(nv * lanes);
 
-    // With one row tile the panel is used once: blocking k only adds acc traffic.
+    // No KC blocking while the k x nr panel fits in half of L2: each register tile then
+    // streams it from L2 and nothing round-trips through acc (bert_qkv: kc=768 218 GFLOP/s,
+    // kc=256 204). Past that, the largest whole block that fits.
     const bool one_row_tile = s.m <= g.mr;
+    const int64_t kc_limit = std::max<int64_t>(l2 / 2 / (int64_t{g.nr} * 4), 1);
     g.kc = s.k;
-    if (!one_row_tile && s.k > 512) {
-        const auto& domain = space.find("kc")->domain;
-        for (const auto& v : domain)
-            if (std::get<int64_t>(v) <= 256) g.kc = std::get<int64_t>(v);
+    if (!one_row_tile && s.k > kc_limit) {
+        for (const auto& v : space.find("kc")->domain)
+            if (std::get<int64_t>(v) <= kc_limit) g.kc = std::get<int64_t>(v);
     }
-    // Blocks of about 96 rows x 256 columns: with kc = 256 the row block (96 KB) and the panel
-    // block (256 KB) share Zen 4's 1 MB L2.
-    g.mc = 1;
-    const int64_t panels = ceil_div(s.n, g.nr);
-    while (g.mc < 64 && int64_t{g.mc} * 2 * g.mr <= s.m &&
-           int64_t{g.mc} * g.mr < std::min<int64_t>(s.m, 96))
-        g.mc *= 2;
-    g.nc = 1;
-    const int64_t col_target = one_row_tile ? 1 : std::min<int64_t>(s.n, 256);
-    while (g.nc < 64 && g.nc * 2 <= panels && int64_t{g.nc} * g.nr < col_target)
-        g.nc *= 2;
+    // Blocks of about 64 rows x 256 columns that waste the fewest shifted rows and panels.
+    const int64_t row_tiles = ceil_div(s.m, g.mr), panels = ceil_div(s.n, g.nr);
+    g.mc = pick_block(s.m, g.mr, s.m / g.mr, 64);
+    g.nc = one_row_tile ? 1 : pick_block(panels, 1, panels, std::max<int64_t>(256 / g.nr, 1));
     g.order = "rows_inner";
-    const int64_t row_blocks = ceil_div(s.m, int64_t{g.mr} * g.mc);
-    const int64_t col_blocks = ceil_div(s.n, int64_t{g.nr} * g.nc);
+    const int64_t row_blocks = ceil_div(row_tiles, g.mc), col_blocks = ceil_div(panels, g.nc);
     if (s.batch >= threads)
         g.parallel = "batch";
+    else if (row_blocks >= threads || row_blocks >= col_blocks)
+        g.parallel = "rows";
     else
-        g.parallel = row_blocks >= threads || row_blocks >= col_blocks ? "rows" : "cols";
+        g.parallel = "cols";
     g.grain = 1;
     g.unroll_k = 1;
 

@@ -88,9 +88,9 @@ Config default_config(const ScheduleSpace& space, const GemmShape& s, const Targ
         nv = widest(g.mr, 9);
     } else {
         // 4 rows x 6 vectors (x 3 on 16-register targets): 24 accumulators fed by 4 broadcasts
-        // and 6 loads. On this Zen host, bert_qkv single-threaded ran 204 GFLOP/s with 4x96 and
-        // 4x64, 196 with 8x48, 152 with 2x128, and 6x64 only matched them when 6 divides m
-        // (177 at m=96): 4 divides the usual sizes, so rows shifted inwards are rarely wasted.
+        // and 6 loads. bert_qkv on one thread of this Zen host (median, shared machine): 4x96
+        // and 4x64 204 GFLOP/s, 8x48 196, 2x128 152, 6x64 141 at m=128 but 177 at m=96: 4
+        // divides the usual sizes, so shifted row blocks rarely redo work.
         g.mr = 4;
         nv = widest(g.mr, 9);
         const int64_t narrower = widest(g.mr, nv);
@@ -99,8 +99,8 @@ Config default_config(const ScheduleSpace& space, const GemmShape& s, const Targ
     g.nr = static_cast<int>(nv * lanes);
 
     // No KC blocking while the k x nr panel fits in half of L2: each register tile then
-    // streams it from L2 and nothing round-trips through acc (bert_qkv: kc=768 218 GFLOP/s,
-    // kc=256 204). Past that, the largest whole block that fits.
+    // streams it from L2 and nothing round-trips through acc (bert_qkv, 4x96, one thread:
+    // kc=768 211 GFLOP/s, kc=256 204, kc=128 202). Past that, the largest whole block that fits.
     const bool one_row_tile = s.m <= g.mr;
     const int64_t kc_limit = std::max<int64_t>(l2 / 2 / (int64_t{g.nr} * 4), 1);
     g.kc = s.k;

@@ -152,15 +152,14 @@ WinogradFuncs winograd_conv2d_funcs(const Workload& w, const WinogradLayout& lay
     }
 
     // The padded input. Tiles reach past the image on the right and bottom when m does not
-    // divide the output size; those positions read zero like the padding does.
+    // divide the output size; those positions read zero like the padding does, and so do the
+    // channels from C up to where a schedule rounds the channel loop.
     {
-        Expr inside = x >= 0 && x < width && y >= 0 && y < height;
-        if (f.c_padded > channels) inside = inside && c < channels;
-        f.in_pad(x, y, c, n) =
-            select(inside,
-                   f.input(clamp(x, 0, width - 1), clamp(y, 0, height - 1),
-                           f.c_padded > channels ? clamp(c, 0, channels - 1) : Expr(c), n),
-                   0.0f);
+        Expr inside = x >= 0 && x < width && y >= 0 && y < height && c < channels;
+        f.in_pad(x, y, c, n) = select(
+            inside,
+            f.input(clamp(x, 0, width - 1), clamp(y, 0, height - 1), clamp(c, 0, channels - 1), n),
+            0.0f);
     }
 
     // V = B^T d B. Tiles past the last one (a schedule rounding the tile loop up) repeat it.

@@ -55,7 +55,7 @@ int64_t parallel_tasks_wanted(const Target& t) {
 
 struct Defaults {
     int64_t kb = 0, pt = 0, cb = 0, kg = 0, rows = 0;
-    std::string v_at, order, gemm_order;
+    std::string v_at, v_vector, order, gemm_order;
 };
 
 // Hand rules for the untuned kernel, written against the ResNet-50 3x3 stride-1 layers; the
@@ -70,6 +70,7 @@ Defaults choose_defaults(const ConvShape& s, const Target& t, int m,
     const int64_t wanted = parallel_tasks_wanted(t);
     Defaults d;
     d.gemm_order = "kp";
+    d.v_vector = "channels";
     // No channel blocking: with all of C in one block M needs no extra pass per block.
     // Measured on Zen 4: r50_l4 F(2x2) 153 -> 229 GFLOP/s and r50_l3 F(4x4) 286 -> 417 going
     // from 128-channel blocks to C.
@@ -166,6 +167,8 @@ void add_winograd_knobs(ScheduleSpace& space, const Workload& w, const Target& t
     knob("wino_rows", "tile rows per tile group", int_domain(rows_domain));
     knob("wino_v_at", "where the input transform is computed: per tile group or once at root",
          name_domain({"group", "root"}));
+    knob("wino_v_vector", "what the input transform is vectorized over: tiles or channels",
+         name_domain({"tiles", "channels"}));
     knob("wino_order", "outer, parallel loop: tile groups or channel groups",
          name_domain({"tiles", "channels"}));
     knob("wino_gemm_order",
@@ -203,6 +206,7 @@ void add_winograd_knobs(ScheduleSpace& space, const Workload& w, const Target& t
     c.set("wino_kg", d.kg);
     c.set("wino_rows", d.rows);
     c.set("wino_v_at", d.v_at);
+    c.set("wino_v_vector", d.v_vector);
     c.set("wino_order", d.order);
     c.set("wino_gemm_order", d.gemm_order);
 }
@@ -225,6 +229,7 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
     const bool tiles_outer = cfg.s("wino_order") == "tiles";
     const bool v_at_group = cfg.s("wino_v_at") == "group";
     const bool kp = cfg.s("wino_gemm_order") == "kp";
+    const bool v_over_channels = cfg.s("wino_v_vector") == "channels";
 
     WinogradFuncs f = winograd_conv2d_funcs(w, layout);
     const int m = f.m;
@@ -251,21 +256,37 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
     }
     const Var& inner_group = tiles_outer ? kgo : tb;
 
-    // Input transform: a vector of tiles at a time, all alpha^2 outputs unrolled.
-    Var pv("pv"), pvo("pvo");
-    f.v.split(f.p, pvo, pv, lanes, TailStrategy::RoundUp)
-        .reorder(pv, f.ei, f.ej, f.c, pvo, f.n)
-        .vectorize(pv)
-        .unroll(f.ei)
-        .unroll(f.ej);
-    f.v_row.compute_at(f.v, f.c).vectorize(f.p).unroll(f.ei).unroll(f.j);
-    f.in_pad.vectorize(f.x, lanes);
+    // Input transform, vectorized over tiles (gathering from the padded input) or over input
+    // channels (the padded input stored channels-innermost, so its loads are dense vectors).
+    if (v_over_channels) {
+        Var cv("cv"), cvo("cvo");
+        f.in_pad.reorder_storage(f.c, f.x, f.y, f.n)
+            .reorder(f.c, f.x, f.y, f.n)
+            .vectorize(f.c, lanes, TailStrategy::RoundUp);
+        f.v.reorder_storage(f.c, f.p, f.ei, f.ej, f.n)
+            .split(f.c, cvo, cv, lanes, TailStrategy::RoundUp)
+            .reorder(cv, f.ei, f.ej, f.p, cvo, f.n)
+            .vectorize(cv)
+            .unroll(f.ei)
+            .unroll(f.ej);
+        f.v_row.compute_at(f.v, f.p).vectorize(f.c).unroll(f.ei).unroll(f.j);
+    } else {
+        Var pv("pv"), pvo("pvo");
+        f.in_pad.vectorize(f.x, lanes);
+        f.v.split(f.p, pvo, pv, lanes, TailStrategy::RoundUp)
+            .reorder(pv, f.ei, f.ej, f.c, pvo, f.n)
+            .vectorize(pv)
+            .unroll(f.ei)
+            .unroll(f.ej);
+        f.v_row.compute_at(f.v, f.c).vectorize(f.p).unroll(f.ei).unroll(f.j);
+    }
+    const Var& v_parallel = v_over_channels ? f.y : f.c;
     if (v_at_group) {
         f.v.compute_at(out, tb);
         f.in_pad.compute_at(out, tb);
     } else {
-        f.v.compute_root().parallel(f.c);
-        f.in_pad.compute_root().parallel(f.c);
+        f.v.compute_root().parallel(v_over_channels ? f.p : f.c);
+        f.in_pad.compute_root().parallel(v_parallel);
     }
 
     // GEMM: for each position and channel block, kb x pt register blocks over cb channels.

@@ -22,8 +22,12 @@ namespace kiln {
 // One value of the `algorithm` knob. Each algorithm file registers its own.
 struct Conv2dAlgorithm {
     std::string name;  // the knob value: "direct", "im2col", "winograd2", "winograd4"
+    // Algorithms of one family share their knobs (winograd2 and winograd4): the space adds
+    // the family's knobs once.
+    std::string family;
     std::function<bool(const Workload&)> applies;
-    // Adds the algorithm's knobs (sharing them between names is fine: a knob is added once).
+    // Adds the family's knobs, and their defaults when make_default (the default config's
+    // `algorithm` is already set then).
     std::function<void(ScheduleSpace&, const Workload&, const Target&, bool make_default)>
         add_knobs;
     std::function<HalidePipelines(const Workload&, const Config&, const Target&)> build;

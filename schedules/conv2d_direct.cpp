@@ -381,6 +381,7 @@ HalidePipelines im2col_conv2d(const Workload& w, const Config& c, const Target& 
 
 static Conv2dAlgorithmRegistration direct_registration({
     "direct",
+    "direct",
     [](const Workload&) { return true; },
     add_direct_knobs,
     direct_conv2d,
@@ -388,6 +389,7 @@ static Conv2dAlgorithmRegistration direct_registration({
 });
 
 static Conv2dAlgorithmRegistration im2col_registration({
+    "im2col",
     "im2col",
     im2col_applies,
     add_im2col_knobs,

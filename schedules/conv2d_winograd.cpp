@@ -338,4 +338,37 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
     return p;
 }
 
+namespace {
+
+// Defaults measured on this project's reference host (docs/PERFORMANCE.md): F(4x4,3x3) on the
+// 14x14 and larger ResNet-50 layers (r50_l1_3x3 584, r50_l3_3x3 418 GFLOP/s in direct-conv
+// FLOPs), F(2x2,3x3) on 7x7 images, where F(4x4)'s transformed weights (4x the raw ones) make
+// the layer memory-bound (r50_l4_3x3: 237 against 121 GFLOP/s).
+int winograd_priority(const Workload& w, int m) {
+    ConvShape s = ConvShape::of(w);
+    bool large = std::min(s.oh, s.ow) >= 14;
+    if (m == 4) return large ? 20 : 8;
+    return large ? 15 : 20;
+}
+
+Conv2dAlgorithmRegistration winograd2_registration({
+    "winograd2",
+    "winograd",
+    winograd_applies,
+    add_winograd_knobs,
+    winograd_conv2d,
+    [](const Workload& w, const Target&) { return winograd_priority(w, 2); },
+});
+
+Conv2dAlgorithmRegistration winograd4_registration({
+    "winograd4",
+    "winograd",
+    winograd_applies,
+    add_winograd_knobs,
+    winograd_conv2d,
+    [](const Workload& w, const Target&) { return winograd_priority(w, 4); },
+});
+
+}  // namespace
+
 }  // namespace kiln

@@ -17,6 +17,8 @@
 #include <sstream>
 #include <thread>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
@@ -84,6 +86,19 @@ std::vector<Layer> select(std::vector<Layer> all, const std::string& only) {
         if (wanted.erase(l.id)) out.push_back(std::move(l));
     if (!wanted.empty()) throw Error("only", "unknown layer id '" + *wanted.begin() + "'");
     return out;
+}
+
+// Sets the variables peers read at load time (Peer::environment()) and, when one was missing,
+// starts this program again with them. The report shows the values in effect.
+void apply_peer_environment(const std::vector<const Peer*>& peers, char** argv) {
+    bool changed = false;
+    for (const Peer* p : peers)
+        for (const auto& [name, value] : p->environment())
+            if (!std::getenv(name.c_str())) {
+                setenv(name.c_str(), value.c_str(), 1);
+                changed = true;
+            }
+    if (changed) execv("/proc/self/exe", argv);  // returns only on failure: go on as we are
 }
 
 std::string command_line(int argc, char** argv) {
@@ -212,6 +227,8 @@ int main(int argc, char** argv) {
     app.add_flag("--no-doc", o.no_doc, "only print the table");
     app.add_option("--json", o.json, "write the raw numbers (every round) to this file");
     CLI11_PARSE(app, argc, argv);
+    const std::vector<const Peer*> peers = kiln::bench::peers();
+    apply_peer_environment(peers, argv);
 
     try {
         keep_heap_memory();
@@ -219,7 +236,6 @@ int main(int argc, char** argv) {
         // Halide's JIT runtime sizes its thread pool from this on first use, before any kernel
         // runs; the peers take the same count through their own calls below.
         setenv("HL_NUM_THREADS", std::to_string(o.threads).c_str(), 1);
-        const std::vector<const Peer*> peers = kiln::bench::peers();
         for (const Peer* p : peers)
             p->set_threads(o.threads);
 
@@ -239,7 +255,10 @@ int main(int argc, char** argv) {
         info.peak_isa = peak_isa();
         for (const Peer* p : peers) {
             info.peer_names.push_back(p->name());
-            info.peer_versions.push_back(p->version());
+            std::string version = p->version();
+            for (const auto& [name, value] : p->environment())
+                version += fmt::format(", {}={}", name, std::getenv(name.c_str()));
+            info.peer_versions.push_back(version);
         }
         std::cerr << fmt::format("peak: measuring an FMA loop ({}) on {} threads\n", info.peak_isa,
                                  o.threads);

@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench/layer.h"
@@ -31,6 +32,9 @@ class Peer {
     virtual std::string name() const = 0;     // column header: "oneDNN"
     virtual int column() const = 0;           // columns are ordered by this
     virtual std::string version() const = 0;  // library version (and build), for the report
+    // Variables the library reads when it is loaded, before main() runs. The bench sets those
+    // the user has not set and starts itself again, so they are in place from the start.
+    virtual std::vector<std::pair<std::string, std::string>> environment() const { return {}; }
     // The library's thread pool size; called once before any layer.
     virtual void set_threads(int n) const = 0;
     // nullptr with `why` filled when the peer does not run this kind of layer.

@@ -68,6 +68,13 @@ class OneDnnPeer final : public Peer {
         return fmt::format("{}.{}.{} ({})", v->major, v->minor, v->patch,
                            v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other runtime");
     }
+    // libgomp's idle workers spin before they sleep. On this 2-CPU host shared with other
+    // builds (load average ~9), that left each oneDNN call waiting for a time slice: gemm_256
+    // took 20-25 ms with the default policy and 0.15-0.46 ms with `passive`, r50_l1_1x1_64
+    // 18-24 ms against 0.37-0.69 ms.
+    std::vector<std::pair<std::string, std::string>> environment() const override {
+        return {{"OMP_WAIT_POLICY", "passive"}};
+    }
     void set_threads(int n) const override { omp_set_num_threads(n); }
 
     std::unique_ptr<LayerRun> prepare(const Layer& l, const float* input, const float* weight,

@@ -50,7 +50,9 @@ Config Config::from_json(const nlohmann::json& j) {
     return c;
 }
 
-std::string Config::to_string() const { return to_json().dump(); }
+std::string Config::to_string() const {
+    return to_json().dump();
+}
 
 uint64_t Config::hash() const {
     uint64_t h = 0xcbf29ce484222325ull;

@@ -36,12 +36,17 @@ DType parse_dtype(std::string_view name, const std::string& field) {
 int bits(DType t) {
     switch (t) {
         case DType::f32:
-        case DType::i32: return 32;
-        case DType::f16: return 16;
+        case DType::i32:
+            return 32;
+        case DType::f16:
+            return 16;
         case DType::i8:
-        case DType::u8: return 8;
-        case DType::i4: return 4;
-        case DType::u1: return 1;
+        case DType::u8:
+            return 8;
+        case DType::i4:
+            return 4;
+        case DType::u1:
+            return 1;
     }
     return 0;
 }

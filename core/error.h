@@ -10,14 +10,14 @@
 namespace kiln {
 
 class Error : public std::runtime_error {
-public:
+  public:
     // `field` is the offending field ("c", "stride", "knob tile_k", "target"); may be empty.
     Error(std::string field, const std::string& message)
         : std::runtime_error(field.empty() ? message : field + ": " + message),
           field_(std::move(field)) {}
     const std::string& field() const { return field_; }
 
-private:
+  private:
     std::string field_;
 };
 

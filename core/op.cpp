@@ -22,13 +22,15 @@ const OpDef& find_op(const std::string& name) {
     auto it = registry().find(name);
     if (it != registry().end()) return *it->second;
     std::string known;
-    for (const auto& [n, d] : registry()) known += (known.empty() ? "" : ", ") + n;
+    for (const auto& [n, d] : registry())
+        known += (known.empty() ? "" : ", ") + n;
     throw Error("op", "unknown op '" + name + "' (known: " + known + ")");
 }
 
 std::vector<const OpDef*> all_ops() {
     std::vector<const OpDef*> out;
-    for (const auto& [n, d] : registry()) out.push_back(d.get());
+    for (const auto& [n, d] : registry())
+        out.push_back(d.get());
     return out;
 }
 

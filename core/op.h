@@ -26,7 +26,7 @@ struct ParamSpec {
 };
 
 class OpDef {
-public:
+  public:
     virtual ~OpDef() = default;
     virtual std::string name() const = 0;
     virtual std::string summary() const = 0;
@@ -60,7 +60,8 @@ struct OpRegistration {
 
 #define KILN_CONCAT_INNER(a, b) a##b
 #define KILN_CONCAT(a, b) KILN_CONCAT_INNER(a, b)
-#define KILN_REGISTER_OP(Type) \
-    static ::kiln::OpRegistration KILN_CONCAT(kiln_op_registration_, __LINE__)(std::make_unique<Type>())
+#define KILN_REGISTER_OP(Type)                                       \
+    static ::kiln::OpRegistration KILN_CONCAT(kiln_op_registration_, \
+                                              __LINE__)(std::make_unique<Type>())
 
 }  // namespace kiln

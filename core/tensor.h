@@ -17,7 +17,8 @@ struct TensorSpec {
 
     int64_t numel() const {
         int64_t n = 1;
-        for (int64_t d : shape) n *= d;
+        for (int64_t d : shape)
+            n *= d;
         return n;
     }
     std::string to_string() const;  // "input f32[1,64,56,56]"

@@ -51,20 +51,23 @@ int64_t parse_int(const std::string& text, const std::string& field) {
 // "2" -> {2}; "2x1" -> {2, 1}; expanded to the parameter's arity when a single value is given.
 std::vector<int64_t> parse_values(const std::string& text, const ParamSpec& p) {
     std::vector<int64_t> v;
-    for (const auto& part : split(text, 'x')) v.push_back(parse_int(part, p.name));
+    for (const auto& part : split(text, 'x'))
+        v.push_back(parse_int(part, p.name));
     if (v.size() == 1) v.assign(p.arity, v[0]);
     if (static_cast<int>(v.size()) != p.arity)
-        throw Error(p.name, "expected 1 or " + std::to_string(p.arity) + " values, got '" +
-                                text + "'");
+        throw Error(p.name,
+                    "expected 1 or " + std::to_string(p.arity) + " values, got '" + text + "'");
     return v;
 }
 
 std::string format_values(const std::vector<int64_t>& v) {
     bool all_equal = true;
-    for (int64_t x : v) all_equal = all_equal && x == v[0];
+    for (int64_t x : v)
+        all_equal = all_equal && x == v[0];
     if (all_equal) return std::to_string(v[0]);
     std::string s;
-    for (size_t i = 0; i < v.size(); ++i) s += (i ? "x" : "") + std::to_string(v[i]);
+    for (size_t i = 0; i < v.size(); ++i)
+        s += (i ? "x" : "") + std::to_string(v[i]);
     return s;
 }
 
@@ -84,7 +87,8 @@ std::string Epilogue::to_string() const {
             parts.push_back("clip" + format_float(clip_min) + ":" + format_float(clip_max));
     }
     std::string s;
-    for (size_t i = 0; i < parts.size(); ++i) s += (i ? "+" : "") + parts[i];
+    for (size_t i = 0; i < parts.size(); ++i)
+        s += (i ? "+" : "") + parts[i];
     return s;
 }
 
@@ -129,11 +133,15 @@ float Epilogue::apply(float acc, float bias_value, float residual_value) const {
     return acc;
 }
 
-bool Epilogue::operator==(const Epilogue& o) const { return to_string() == o.to_string(); }
+bool Epilogue::operator==(const Epilogue& o) const {
+    return to_string() == o.to_string();
+}
 
 // ---- Workload ---------------------------------------------------------------------------------
 
-const OpDef& Workload::def() const { return find_op(op); }
+const OpDef& Workload::def() const {
+    return find_op(op);
+}
 
 const std::vector<int64_t>& Workload::values(const std::string& name) const {
     auto it = params.find(name);
@@ -150,9 +158,11 @@ int64_t Workload::get(const std::string& name, size_t index) const {
 std::string Workload::key() const {
     const OpDef& d = def();
     std::map<int, std::string> groups;
-    for (const auto& p : d.params()) groups[p.group] += p.token + format_values(values(p.name));
+    for (const auto& p : d.params())
+        groups[p.group] += p.token + format_values(values(p.name));
     std::string k = op;
-    for (const auto& [g, text] : groups) k += "/" + text;
+    for (const auto& [g, text] : groups)
+        k += "/" + text;
     k += "/" + std::string(kiln::to_string(dtype));
     if (!epilogue.empty()) k += "/" + epilogue.to_string();
     return k;
@@ -164,7 +174,8 @@ Workload Workload::parse_key(const std::string& key) {
     w.op = seg[0];
     const OpDef& d = w.def();
     int ngroups = 0;
-    for (const auto& p : d.params()) ngroups = std::max(ngroups, p.group + 1);
+    for (const auto& p : d.params())
+        ngroups = std::max(ngroups, p.group + 1);
     if (static_cast<int>(seg.size()) < ngroups + 2 || static_cast<int>(seg.size()) > ngroups + 3)
         throw Error("key", "'" + key + "' does not have the segments of a " + w.op + " key");
     for (int g = 0; g < ngroups; ++g) {
@@ -173,8 +184,8 @@ Workload Workload::parse_key(const std::string& key) {
         for (const auto& p : d.params()) {
             if (p.group != g) continue;
             if (text.compare(pos, p.token.size(), p.token) != 0)
-                throw Error("key", "expected '" + p.token + "' at '" + text.substr(pos) +
-                                       "' in '" + key + "'");
+                throw Error("key", "expected '" + p.token + "' at '" + text.substr(pos) + "' in '" +
+                                       key + "'");
             pos += p.token.size();
             size_t end = pos;
             while (end < text.size() &&
@@ -212,7 +223,8 @@ Workload Workload::from_shape(const std::string& op, const std::string& shape, D
                 if (p.name == name || p.token == name) spec = &p;
             if (!spec) {
                 std::string known;
-                for (const auto& p : d.params()) known += (known.empty() ? "" : ", ") + p.name;
+                for (const auto& p : d.params())
+                    known += (known.empty() ? "" : ", ") + p.name;
                 throw Error(name, "not a parameter of " + op + " (known: " + known + ")");
             }
             w.params[spec->name] = parse_values(item.substr(eq + 1), *spec);
@@ -235,16 +247,18 @@ void Workload::validate() const {
                                     std::to_string(it->second.size()));
         for (int64_t v : it->second)
             if (v < p.min_value)
-                throw Error(p.name, "must be at least " + std::to_string(p.min_value) +
-                                        ", got " + std::to_string(v));
+                throw Error(p.name, "must be at least " + std::to_string(p.min_value) + ", got " +
+                                        std::to_string(v));
     }
     for (const auto& [name, v] : params) {
         bool known = false;
-        for (const auto& p : d.params()) known = known || p.name == name;
+        for (const auto& p : d.params())
+            known = known || p.name == name;
         if (!known) throw Error(name, "not a parameter of " + op);
     }
     bool dtype_ok = false;
-    for (DType t : d.dtypes()) dtype_ok = dtype_ok || t == dtype;
+    for (DType t : d.dtypes())
+        dtype_ok = dtype_ok || t == dtype;
     if (!dtype_ok)
         throw Error("dtype", std::string(kiln::to_string(dtype)) + " is not supported by " + op);
     d.check(*this);
@@ -271,7 +285,9 @@ std::vector<TensorSpec> Workload::inputs() const {
     return t;
 }
 
-TensorSpec Workload::output() const { return def().output(*this); }
+TensorSpec Workload::output() const {
+    return def().output(*this);
+}
 
 nlohmann::json Workload::to_json() const {
     nlohmann::json j;
@@ -279,7 +295,8 @@ nlohmann::json Workload::to_json() const {
     j["dtype"] = std::string(kiln::to_string(dtype));
     j["epilogue"] = epilogue.to_string();
     nlohmann::json p = nlohmann::json::object();
-    for (const auto& [name, v] : params) p[name] = v.size() == 1 ? nlohmann::json(v[0]) : nlohmann::json(v);
+    for (const auto& [name, v] : params)
+        p[name] = v.size() == 1 ? nlohmann::json(v[0]) : nlohmann::json(v);
     j["params"] = p;
     j["key"] = key();
     return j;

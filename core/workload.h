@@ -63,8 +63,8 @@ struct Workload {
     static Workload from_shape(const std::string& op, const std::string& shape,
                                DType dtype = DType::f32, Epilogue epilogue = {});
 
-    void validate() const;  // throws kiln::Error naming the offending field
-    double flops() const;   // 2 per multiply-add, plus the epilogue's work
+    void validate() const;                   // throws kiln::Error naming the offending field
+    double flops() const;                    // 2 per multiply-add, plus the epilogue's work
     std::vector<TensorSpec> inputs() const;  // in order: data, weight, [bias], [residual]
     TensorSpec output() const;
 

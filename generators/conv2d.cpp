@@ -46,7 +46,7 @@ void check_output_size(const ConvShape& s) {
 }
 
 class Conv2dDef final : public OpDef {
-public:
+  public:
     std::string name() const override { return "conv2d"; }
     std::string summary() const override {
         return "2-D convolution, NCHW, with stride, padding, dilation and groups";
@@ -100,35 +100,35 @@ public:
 }  // namespace
 
 void conv2d_reference(const Workload& w, const std::vector<const float*>& in, float* out) {
-        ConvShape s = ConvShape::of(w);
-        const float* x = in[0];
-        const float* wt = in[1];
-        size_t next = 2;
-        const float* bias = w.epilogue.bias ? in[next++] : nullptr;
-        const float* res = w.epilogue.residual ? in[next++] : nullptr;
-        const int64_t cg = s.c_per_group(), kg = s.k_per_group();
-        for (int64_t b = 0; b < s.n; ++b)
-            for (int64_t k = 0; k < s.k; ++k) {
-                const int64_t g = k / kg;
-                for (int64_t oy = 0; oy < s.oh; ++oy)
-                    for (int64_t ox = 0; ox < s.ow; ++ox) {
-                        double acc = 0.0;
-                        for (int64_t ci = 0; ci < cg; ++ci)
-                            for (int64_t ky = 0; ky < s.r; ++ky) {
-                                int64_t iy = oy * s.stride_h - s.pad_t + ky * s.dil_h;
-                                if (iy < 0 || iy >= s.h) continue;
-                                for (int64_t kx = 0; kx < s.s; ++kx) {
-                                    int64_t ix = ox * s.stride_w - s.pad_l + kx * s.dil_w;
-                                    if (ix < 0 || ix >= s.w) continue;
-                                    acc += double(x[((b * s.c + g * cg + ci) * s.h + iy) * s.w + ix]) *
-                                           wt[((k * cg + ci) * s.r + ky) * s.s + kx];
-                                }
+    ConvShape s = ConvShape::of(w);
+    const float* x = in[0];
+    const float* wt = in[1];
+    size_t next = 2;
+    const float* bias = w.epilogue.bias ? in[next++] : nullptr;
+    const float* res = w.epilogue.residual ? in[next++] : nullptr;
+    const int64_t cg = s.c_per_group(), kg = s.k_per_group();
+    for (int64_t b = 0; b < s.n; ++b)
+        for (int64_t k = 0; k < s.k; ++k) {
+            const int64_t g = k / kg;
+            for (int64_t oy = 0; oy < s.oh; ++oy)
+                for (int64_t ox = 0; ox < s.ow; ++ox) {
+                    double acc = 0.0;
+                    for (int64_t ci = 0; ci < cg; ++ci)
+                        for (int64_t ky = 0; ky < s.r; ++ky) {
+                            int64_t iy = oy * s.stride_h - s.pad_t + ky * s.dil_h;
+                            if (iy < 0 || iy >= s.h) continue;
+                            for (int64_t kx = 0; kx < s.s; ++kx) {
+                                int64_t ix = ox * s.stride_w - s.pad_l + kx * s.dil_w;
+                                if (ix < 0 || ix >= s.w) continue;
+                                acc += double(x[((b * s.c + g * cg + ci) * s.h + iy) * s.w + ix]) *
+                                       wt[((k * cg + ci) * s.r + ky) * s.s + kx];
                             }
-                        int64_t o = ((b * s.k + k) * s.oh + oy) * s.ow + ox;
-                        out[o] = w.epilogue.apply(static_cast<float>(acc), bias ? bias[k] : 0.0f,
-                                                  res ? res[o] : 0.0f);
-                    }
-            }
+                        }
+                    int64_t o = ((b * s.k + k) * s.oh + oy) * s.ow + ox;
+                    out[o] = w.epilogue.apply(static_cast<float>(acc), bias ? bias[k] : 0.0f,
+                                              res ? res[o] : 0.0f);
+                }
+        }
 }
 
 KILN_REGISTER_OP(Conv2dDef);

@@ -7,6 +7,10 @@
 //   conv2d_winograd.cpp  Winograd F(2x2,3x3) and F(4x4,3x3), 3x3 stride-1 layers only
 #pragma once
 
+#include <functional>
+#include <string>
+#include <vector>
+
 #include "core/config.h"
 #include "core/workload.h"
 #include "schedules/halide_kernel.h"
@@ -14,6 +18,24 @@
 #include "targets/target.h"
 
 namespace kiln {
+
+// One value of the `algorithm` knob. Each algorithm file registers its own.
+struct Conv2dAlgorithm {
+    std::string name;  // the knob value: "direct", "im2col", "winograd2", "winograd4"
+    std::function<bool(const Workload&)> applies;
+    // Adds the algorithm's knobs (sharing them between names is fine: a knob is added once).
+    std::function<void(ScheduleSpace&, const Workload&, const Target&, bool make_default)>
+        add_knobs;
+    std::function<HalidePipelines(const Workload&, const Config&, const Target&)> build;
+    // Which applicable algorithm the default config uses: the highest. A hand rule, nothing
+    // more; tuning decides.
+    std::function<int(const Workload&, const Target&)> default_priority;
+};
+
+struct Conv2dAlgorithmRegistration {
+    explicit Conv2dAlgorithmRegistration(Conv2dAlgorithm a);
+};
+const std::vector<Conv2dAlgorithm>& conv2d_algorithms();
 
 // True when the algorithm can compute `w` at all (Winograd: 3x3, stride 1, dilation 1, groups 1).
 bool winograd_applies(const Workload& w);

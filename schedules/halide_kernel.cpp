@@ -24,15 +24,17 @@ void point_at(Halide::Buffer<float>& buf, const float* data) {
 }
 
 class HalideKernel final : public Kernel {
-public:
+  public:
     HalideKernel(const Workload& w, HalidePipelines p, const Target& t)
         : p_(std::move(p)), target_(halide_target(t)) {
         if (!t.is_host)
             throw Error("target", "kernels for '" + t.name +
                                       "' can be compiled ahead of time but not run on this host");
         auto specs = w.inputs();
-        for (const auto& s : specs) inputs_.emplace_back(nullptr, halide_extents(s));
-        output_ = Halide::Buffer<float>(nullptr, halide_extents(w.output()));
+        for (size_t i = 0; i < specs.size(); ++i)
+            inputs_.emplace_back(nullptr, view(p_.input_views, i, specs[i]));
+        output_ = Halide::Buffer<float>(
+            nullptr, p_.output_view.empty() ? halide_extents(w.output()) : p_.output_view);
         if (p_.pack) packed_ = Halide::Buffer<float>(p_.packed_extents);
 
         auto start = std::chrono::steady_clock::now();
@@ -41,8 +43,10 @@ public:
         compile_seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-        for (auto& b : p_.main_args) main_params_.set(b.param, b.input < 0 ? packed_ : inputs_.at(b.input));
-        for (auto& b : p_.pack_args) pack_params_.set(b.param, inputs_.at(b.input));
+        for (auto& b : p_.main_args)
+            main_params_.set(b.param, b.input < 0 ? packed_ : inputs_.at(b.input));
+        for (auto& b : p_.pack_args)
+            pack_params_.set(b.param, inputs_.at(b.input));
     }
 
     void prepare(const std::vector<const float*>& inputs) override {
@@ -58,12 +62,19 @@ public:
         p_.main.realize(output_, target_, main_params_);
     }
 
-private:
+  private:
+    static std::vector<int> view(const std::vector<std::vector<int>>& views, size_t i,
+                                 const TensorSpec& spec) {
+        if (i < views.size() && !views[i].empty()) return views[i];
+        return halide_extents(spec);
+    }
+
     void bind(const std::vector<const float*>& inputs) {
         if (inputs.size() != inputs_.size())
             throw Error("kernel", "expected " + std::to_string(inputs_.size()) + " inputs, got " +
                                       std::to_string(inputs.size()));
-        for (size_t i = 0; i < inputs.size(); ++i) point_at(inputs_[i], inputs[i]);
+        for (size_t i = 0; i < inputs.size(); ++i)
+            point_at(inputs_[i], inputs[i]);
     }
 
     HalidePipelines p_;

@@ -30,6 +30,11 @@ struct HalidePipelines {
     std::optional<Halide::Pipeline> pack;
     std::vector<HalideBinding> pack_args;
     std::vector<int> packed_extents;
+    // Optional views: the extents (Halide order) the pipelines see for an op input or for the
+    // output, in place of the tensor's own. Same elements, dense, e.g. NCHW seen as
+    // (H*W, C, N) by a GEMM over pixels. Empty = the tensor's shape.
+    std::vector<std::vector<int>> input_views;  // indexed like Workload::inputs()
+    std::vector<int> output_view;
 };
 
 // JIT-compiles both pipelines for `t` (which must be the host) and records the compile time.

@@ -21,7 +21,8 @@ const SpaceDef& find_space(const std::string& op) {
     auto it = registry().find(op);
     if (it != registry().end()) return *it->second;
     std::string known;
-    for (const auto& [n, d] : registry()) known += (known.empty() ? "" : ", ") + n;
+    for (const auto& [n, d] : registry())
+        known += (known.empty() ? "" : ", ") + n;
     throw Error("op", "no schedule space for '" + op + "' (known: " + known + ")");
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/op.h"
 #include "core/workload.h"
 #include "schedules/space.h"
 #include "targets/target.h"
@@ -18,7 +19,7 @@
 namespace kiln {
 
 class Kernel {
-public:
+  public:
     virtual ~Kernel() = default;
     // Packs the weight operand (and any other constant) found among `inputs`. Not timed.
     virtual void prepare(const std::vector<const float*>& inputs) = 0;
@@ -29,7 +30,7 @@ public:
 
 // The schedule half of an op: registered by schedules/<op>.cpp with KILN_REGISTER_SPACE.
 class SpaceDef {
-public:
+  public:
     virtual ~SpaceDef() = default;
     virtual std::string op() const = 0;
     virtual ScheduleSpace space(const Workload& w, const Target& t) const = 0;
@@ -44,9 +45,9 @@ struct SpaceRegistration {
     explicit SpaceRegistration(std::unique_ptr<SpaceDef> def);
 };
 
-#define KILN_REGISTER_SPACE(Type)                                                   \
-    static ::kiln::SpaceRegistration KILN_CONCAT(kiln_space_registration_, __LINE__)( \
-        std::make_unique<Type>())
+#define KILN_REGISTER_SPACE(Type)                                          \
+    static ::kiln::SpaceRegistration KILN_CONCAT(kiln_space_registration_, \
+                                                 __LINE__)(std::make_unique<Type>())
 
 // Validates the workload and config (kiln::Error with the reason if invalid), then compiles.
 std::unique_ptr<Kernel> compile_kernel(const Workload& w, const Config& config, const Target& t);

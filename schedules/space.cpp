@@ -116,7 +116,8 @@ Config ScheduleSpace::crossover(const Config& a, const Config& b, std::mt19937_6
 
 double ScheduleSpace::size() const {
     double s = 1;
-    for (const auto& k : knobs) s *= static_cast<double>(k.domain.size());
+    for (const auto& k : knobs)
+        s *= static_cast<double>(k.domain.size());
     return s;
 }
 

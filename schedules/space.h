@@ -29,7 +29,7 @@ struct Knob {
 using Constraint = std::function<std::optional<std::string>(const Config&)>;
 
 class ScheduleSpace {
-public:
+  public:
     std::string op;
     int version = 1;  // bump when knobs or their meaning change
     std::vector<Knob> knobs;

@@ -13,7 +13,8 @@ std::vector<std::vector<float>> random_inputs(const Workload& w, uint64_t seed) 
     std::vector<std::vector<float>> out;
     for (const auto& spec : w.inputs()) {
         std::vector<float> t(static_cast<size_t>(spec.numel()));
-        for (float& x : t) x = dist(rng);
+        for (float& x : t)
+            x = dist(rng);
         out.push_back(std::move(t));
     }
     return out;
@@ -21,7 +22,8 @@ std::vector<std::vector<float>> random_inputs(const Workload& w, uint64_t seed) 
 
 std::vector<const float*> pointers(const std::vector<std::vector<float>>& tensors) {
     std::vector<const float*> p;
-    for (const auto& t : tensors) p.push_back(t.data());
+    for (const auto& t : tensors)
+        p.push_back(t.data());
     return p;
 }
 

@@ -40,7 +40,8 @@ int64_t parse_size(const std::string& s) {
     if (s.empty()) return 0;
     int64_t v = 0;
     size_t i = 0;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) v = v * 10 + (s[i++] - '0');
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])))
+        v = v * 10 + (s[i++] - '0');
     if (i < s.size() && (s[i] == 'K' || s[i] == 'k')) v *= 1024;
     if (i < s.size() && (s[i] == 'M' || s[i] == 'm')) v *= 1024 * 1024;
     return v;
@@ -78,9 +79,10 @@ bool runs_on_host(const Halide::Target& t) {
 
 std::string Fingerprint::id() const {
     uint64_t h = 0xcbf29ce484222325ull;
-    std::string s = fmt::format("{}|{}|{}|{}|{}|{}", cpu_model, cores, l1d_bytes, l2_bytes,
-                                l3_bytes, isa);
-    for (unsigned char ch : s) h = (h ^ ch) * 0x100000001b3ull;
+    std::string s =
+        fmt::format("{}|{}|{}|{}|{}|{}", cpu_model, cores, l1d_bytes, l2_bytes, l3_bytes, isa);
+    for (unsigned char ch : s)
+        h = (h ^ ch) * 0x100000001b3ull;
     return fmt::format("{:016x}", h);
 }
 
@@ -155,7 +157,8 @@ Target host_target() {
 
 std::vector<std::string> known_target_names() {
     std::vector<std::string> names = {"host"};
-    for (const auto& n : kNamed) names.push_back(n.name);
+    for (const auto& n : kNamed)
+        names.push_back(n.name);
     return names;
 }
 
@@ -178,7 +181,8 @@ Target parse_target(const std::string& name) {
         return t;
     }
     std::string known;
-    for (const auto& n : known_target_names()) known += (known.empty() ? "" : ", ") + n;
+    for (const auto& n : known_target_names())
+        known += (known.empty() ? "" : ", ") + n;
     throw Error("target", "unknown target '" + name + "' (known: " + known +
                               ", or a Halide target string such as x86-64-linux-avx2-fma)");
 }

@@ -31,9 +31,9 @@ struct Fingerprint {
 struct Target {
     std::string name;    // as the user gave it ("host") or canonical ("x86-64-linux-avx2")
     std::string halide;  // full Halide target string, e.g. "x86-64-linux-avx-avx2-f16c-fma-sse41"
-    int vector_bits = 128;        // natural SIMD width: 128 (SSE/NEON), 256 (AVX2), 512 (AVX-512)
-    bool is_host = false;         // compiling for the machine we run on; kernels can be measured
-    Fingerprint fingerprint;      // of the host when is_host; empty otherwise
+    int vector_bits = 128;    // natural SIMD width: 128 (SSE/NEON), 256 (AVX2), 512 (AVX-512)
+    bool is_host = false;     // compiling for the machine we run on; kernels can be measured
+    Fingerprint fingerprint;  // of the host when is_host; empty otherwise
 
     int f32_lanes() const { return vector_bits / 32; }
     int vector_registers() const;  // 16 for AVX2/SSE, 32 for AVX-512 and arm64

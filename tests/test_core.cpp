@@ -57,16 +57,20 @@ TEST(Workload, FlopsCountMultiplyAddAsTwo) {
 TEST(Workload, InvalidWorkloadsNameTheField) {
     EXPECT_EQ(error_field([] { Workload::from_shape("conv2d", "c=0,h=5,w=5,k=4,r=3,s=3"); }), "c");
     EXPECT_EQ(error_field([] { Workload::from_shape("conv2d", "c=4,h=-5,w=5,k=4,r=3,s=3"); }), "h");
-    EXPECT_EQ(error_field([] { Workload::from_shape("conv2d", "c=6,h=5,w=5,k=4,r=1,s=1,groups=4"); }),
-              "groups");
+    EXPECT_EQ(
+        error_field([] { Workload::from_shape("conv2d", "c=6,h=5,w=5,k=4,r=1,s=1,groups=4"); }),
+        "groups");
     EXPECT_EQ(error_field([] { Workload::from_shape("conv2d", "c=4,h=2,w=5,k=4,r=3,s=3"); }), "r");
     EXPECT_EQ(error_field([] { Workload::from_shape("conv2d", "c=4,h=5,w=5,k=4,r=3"); }), "s");
-    EXPECT_EQ(error_field([] { Workload::from_shape("conv2d", "c=4,h=5,w=5,k=4,r=3,s=3,bogus=1"); }),
-              "bogus");
-    EXPECT_EQ(error_field([] { Workload::from_shape("conv2d", "c=4,h=5,w=5,k=4,r=3,s=3,pad=1x1"); }),
-              "pad");
+    EXPECT_EQ(
+        error_field([] { Workload::from_shape("conv2d", "c=4,h=5,w=5,k=4,r=3,s=3,bogus=1"); }),
+        "bogus");
+    EXPECT_EQ(
+        error_field([] { Workload::from_shape("conv2d", "c=4,h=5,w=5,k=4,r=3,s=3,pad=1x1"); }),
+        "pad");
     EXPECT_EQ(error_field([] { Workload::from_shape("nope", ""); }), "op");
-    EXPECT_EQ(error_field([] { Workload::parse_key("conv2d/n1c4h5w5/k4r3s3/st1p1d1g1/f99"); }), "key");
+    EXPECT_EQ(error_field([] { Workload::parse_key("conv2d/n1c4h5w5/k4r3s3/st1p1d1g1/f99"); }),
+              "key");
     EXPECT_EQ(error_field([] { Epilogue::parse("bias+gelu"); }), "epilogue");
 }
 
@@ -81,7 +85,8 @@ TEST(Config, JsonAndStableHash) {
     // FNV-1a of the canonical text: fixed forever, the database keys on it.
     EXPECT_EQ(c.hash(), 0x652e47c0152a24c0ull);
     EXPECT_EQ(error_field([&] { c.i("algorithm"); }), "knob algorithm");
-    EXPECT_EQ(error_field([] { Config::from_json(nlohmann::json::parse(R"({"a":1.5})")); }), "knob a");
+    EXPECT_EQ(error_field([] { Config::from_json(nlohmann::json::parse(R"({"a":1.5})")); }),
+              "knob a");
 }
 
 TEST(ScheduleSpace, SampleMutateCrossoverStayValid) {
@@ -89,8 +94,8 @@ TEST(ScheduleSpace, SampleMutateCrossoverStayValid) {
     sp.op = "test";
     sp.knobs.push_back({"algo", "", name_domain({"a", "b"}), nullptr});
     sp.knobs.push_back({"tile", "", int_domain({1, 2, 4, 8}), nullptr});
-    sp.knobs.push_back({"only_b", "", int_domain({3, 5}),
-                        [](const Config& c) { return c.s("algo") == "b"; }});
+    sp.knobs.push_back(
+        {"only_b", "", int_domain({3, 5}), [](const Config& c) { return c.s("algo") == "b"; }});
     sp.constraints.push_back([](const Config& c) -> std::optional<std::string> {
         if (c.s("algo") == "a" && c.i("tile") == 8) return "a with tile 8";
         return std::nullopt;

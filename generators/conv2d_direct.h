@@ -1,0 +1,38 @@
+// kiln/generators/conv2d_direct.h — conv2d's direct and im2col algorithms as Halide Funcs
+// (internal; includes Halide).
+//
+// Direct: the accumulator is channel-blocked, conv(kk, x, y, kb, n) with kk in [0, block_k),
+// over a zero-padded input blocked by block_c: padded(ci, x, y, cb, n). Weights are packed once
+// into (kk, ci, s, r, kb), zero beyond k, so a micro-kernel loads one vector of block_k output
+// channels per tap and broadcasts one input value per output pixel.
+//
+// im2col: a GEMM over pixels, gemm(p, k, n) = sum_q packed(kk, q, kb) * col(p, q, n) with
+// q = (ci, r, s) flattened and p = y * ow + x, so output rows are contiguous NCHW pixels; for a
+// 1x1 stride-1 unpadded layer col is the input itself, seen as (h*w, c, n).
+#pragma once
+
+#include "Halide.h"
+#include "generators/conv2d.h"
+
+namespace kiln {
+
+struct Conv2dFuncs {
+    Halide::ImageParam input, weight, packed, bias, residual;
+    Halide::Func pack;    // packed weights (the pack pipeline's output)
+    Halide::Func padded;  // direct: blocked, padded input; im2col: the col matrix
+    Halide::Func conv;    // accumulator (reduction in its update)
+    Halide::Func output;  // epilogue applied, boundary layout
+    Halide::RDom rd;
+};
+
+// block_k: output channels per packed block; block_c: input channels per block (divides c/g).
+Conv2dFuncs define_direct_conv2d(const Workload& w, int block_k, int block_c);
+// block_k: output channels per packed block. `flat_input`: the input is seen as (h*w, c, n)
+// (only for 1x1, stride 1, no padding).
+Conv2dFuncs define_im2col_conv2d(const Workload& w, int block_k, bool flat_input);
+
+// The fused epilogue on an accumulator value, as Halide expressions.
+Halide::Expr apply_epilogue(const Epilogue& e, Halide::Expr acc, Halide::Expr bias_value,
+                            Halide::Expr residual_value);
+
+}  // namespace kiln

@@ -1,0 +1,390 @@
+// kiln/schedules/conv2d_direct.cpp — knobs and schedules of conv2d's direct and im2col
+// algorithms (their Funcs: generators/conv2d_direct.cpp).
+//
+// Direct: a register tile of tile_x x tile_y output pixels by block_k output channels (vectors
+// of the target's lanes) accumulates over the reduction (input channels and taps, in red_order)
+// with one vector load of packed weights and one broadcast input per FMA; the tile is then
+// stored NCHW. im2col: a register tile of gemm_tile_p pixel vectors by gemm_tile_k output
+// channels, weights broadcast from the packed panel, pixels loaded as vectors; the output rows
+// are contiguous NCHW pixels, so the store needs no transposition.
+#include <algorithm>
+
+#include "core/error.h"
+#include "generators/conv2d_direct.h"
+#include "schedules/conv2d_algorithms.h"
+
+namespace kiln {
+
+using namespace Halide;
+
+namespace {
+
+bool is_direct(const Config& c) {
+    return c.s("algorithm") == "direct";
+}
+bool is_im2col(const Config& c) {
+    return c.s("algorithm") == "im2col";
+}
+
+std::vector<int64_t> divisors(int64_t n, int64_t limit) {
+    std::vector<int64_t> d;
+    for (int64_t i = 1; i <= std::min(n, limit); ++i)
+        if (n % i == 0) d.push_back(i);
+    return d;
+}
+
+// Accumulator registers a micro-tile may use: the rest hold the weight vector(s), a broadcast
+// and addresses.
+int64_t accumulator_budget(const Target& t) {
+    return t.vector_registers() - 4;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
+
+// Output-channel blocks: vectors of the target's lanes (or half), two vectors; with groups the
+// block must stay inside one group, so it divides k/g.
+std::vector<int64_t> block_k_domain(const ConvShape& s, const Target& t) {
+    const int64_t lanes = t.f32_lanes();
+    std::vector<int64_t> out;
+    for (int64_t b : {lanes / 2, lanes, 2 * lanes})
+        if (b >= 4 && (s.groups == 1 || s.k_per_group() % b == 0)) out.push_back(b);
+    if (out.empty()) {
+        // A block wider than a vector is split into whole vectors.
+        for (int64_t b : divisors(s.k_per_group(), 2 * lanes))
+            if (b <= lanes || b % lanes == 0) out.push_back(b);
+    }
+    return out;
+}
+
+bool flat_gemm(const ConvShape& s) {
+    return s.r == 1 && s.s == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_t == 0 &&
+           s.pad_l == 0 && s.pad_b == 0 && s.pad_r == 0;
+}
+
+// ---- direct -----------------------------------------------------------------------------------
+
+void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t,
+                           bool make_default) {
+    ConvShape s = ConvShape::of(w);
+    const int64_t lanes = t.f32_lanes(), budget = accumulator_budget(t);
+    auto bk = block_k_domain(s, t);
+    auto bc = divisors(s.c_per_group(), 32);
+    auto tx = tile_candidates(s.ow, std::min<int64_t>(s.ow, 32));
+    auto ty = divisors(s.oh, 4);
+    for (int64_t v : {2, 3, 4})
+        if (v < s.oh && std::find(ty.begin(), ty.end(), v) == ty.end()) ty.push_back(v);
+    std::sort(ty.begin(), ty.end());
+
+    sp.knobs.push_back({"block_k", "output channels per register tile (packed weight block)",
+                        int_domain(bk), is_direct});
+    sp.knobs.push_back(
+        {"block_c", "input channels per block of the padded input", int_domain(bc), is_direct});
+    sp.knobs.push_back({"tile_x", "output columns per register tile", int_domain(tx), is_direct});
+    sp.knobs.push_back({"tile_y", "output rows per register tile", int_domain(ty), is_direct});
+    sp.knobs.push_back({"red_order",
+                        "reduction loops, innermost first: c_rs = channels then taps, rs_c = "
+                        "taps then channels",
+                        name_domain({"c_rs", "rs_c"}), is_direct});
+    sp.knobs.push_back({"unroll", "unroll factor of the innermost reduction loop",
+                        int_domain({1, 2, 4}), is_direct});
+    sp.knobs.push_back({"loop_order",
+                        "tile loops, innermost first: x_y_k keeps weights hot, k_x_y keeps the "
+                        "input tile hot",
+                        name_domain({"x_y_k", "x_k_y", "k_x_y"}), is_direct});
+    sp.knobs.push_back({"parallel",
+                        "outer = the outermost tile loop; outer2 = the two outermost, "
+                        "fused",
+                        name_domain({"outer", "outer2"}), is_direct});
+    sp.knobs.push_back({"pad_at",
+                        "root: pad and block the input once; inline: read the input with "
+                        "bounds checks in the inner loop",
+                        name_domain({"root", "inline"}), is_direct});
+    sp.constraints.push_back([=](const Config& c) -> std::optional<std::string> {
+        if (!is_direct(c)) return std::nullopt;
+        int64_t acc = c.i("tile_x") * c.i("tile_y") * ceil_div(c.i("block_k"), lanes);
+        if (acc > budget)
+            return "register tile needs " + std::to_string(acc) + " accumulators; the target has " +
+                   std::to_string(budget) + " to spare";
+        int64_t inner = c.s("red_order") == "c_rs" ? c.i("block_c") : s.s;
+        if (inner % c.i("unroll") != 0)
+            return "unroll " + std::to_string(c.i("unroll")) +
+                   " does not divide the innermost reduction extent " + std::to_string(inner);
+        return std::nullopt;
+    });
+    if (!make_default) return;
+
+    // Default: one vector of output channels; the widest input-channel block up to 16; the
+    // largest register tile that fits, preferring tiles that divide the output exactly.
+    int64_t b = std::find(bk.begin(), bk.end(), lanes) != bk.end() ? lanes : bk.back();
+    if (b > lanes && s.k <= lanes) b = bk.front();
+    int64_t best_c = 1;
+    for (int64_t v : bc)
+        if (v <= 16) best_c = v;
+    int64_t vecs = ceil_div(b, lanes), best_x = 1, best_y = 1;
+    for (int64_t x : tx) {
+        for (int64_t y : ty) {
+            if (x * y * vecs > budget) continue;
+            bool exact = s.ow % x == 0 && s.oh % y == 0;
+            bool best_exact = s.ow % best_x == 0 && s.oh % best_y == 0;
+            if ((exact && !best_exact) || (exact == best_exact && x * y > best_x * best_y) ||
+                (exact == best_exact && x * y == best_x * best_y && x > best_x)) {
+                best_x = x;
+                best_y = y;
+            }
+        }
+    }
+    Config& d = sp.default_config;
+    d.set("block_k", b);
+    d.set("block_c", best_c);
+    d.set("tile_x", best_x);
+    d.set("tile_y", best_y);
+    d.set("red_order", std::string("c_rs"));
+    d.set("unroll", int64_t{1});
+    d.set("loop_order", std::string("x_y_k"));
+    d.set("parallel", std::string("outer2"));
+    bool padded = s.pad_t || s.pad_l || s.pad_b || s.pad_r;
+    d.set("pad_at", std::string(padded || best_c > 1 ? "root" : "inline"));
+}
+
+HalidePipelines direct_conv2d_impl(const Workload& w, const Config& c, const Target& t) {
+    ConvShape s = ConvShape::of(w);
+    const int lanes = t.f32_lanes();
+    const int bk = int(c.i("block_k")), bc = int(c.i("block_c"));
+    const int tx = int(c.i("tile_x")), ty = int(c.i("tile_y"));
+    Conv2dFuncs f = define_direct_conv2d(w, bk, bc);
+
+    // Output: (x, y, k, n) -> tile (xi, kk, yi) inside the outer loops.
+    Var x = f.output.args()[0], y = f.output.args()[1], k = f.output.args()[2],
+        n = f.output.args()[3];
+    Var xo("xo"), xi("xi"), yo("yo"), yi("yi"), kb("kb"), kk("kk"), par("par");
+    f.output.split(k, kb, kk, bk, TailStrategy::GuardWithIf)
+        .split(x, xo, xi, tx)
+        .split(y, yo, yi, ty);
+    const std::string& order = c.s("loop_order");
+    std::vector<VarOrRVar> outer;
+    if (order == "x_y_k") outer = {xo, yo, kb};
+    if (order == "x_k_y") outer = {xo, kb, yo};
+    if (order == "k_x_y") outer = {kb, xo, yo};
+    f.output.reorder(xi, kk, yi, outer[0], outer[1], outer[2], n);
+    if (tx > 1) f.output.vectorize(xi);
+    f.output.unroll(kk).unroll(yi);
+    if (c.s("parallel") == "outer2") {
+        f.output.fuse(outer[1].var, outer[2].var, par).parallel(par);
+    } else {
+        f.output.parallel(outer[2].var);
+    }
+
+    // The accumulator tile lives in registers: computed per innermost outer loop iteration,
+    // vector over kk, unrolled over the pixels of the tile.
+    Var ck = f.conv.args()[0], cx = f.conv.args()[1], cy = f.conv.args()[2];
+    Var ko("ko"), ki("ki");
+    f.conv.compute_at(f.output, outer[0].var);
+    auto tile = [&](Stage st) {
+        if (bk > lanes) {
+            st.split(ck, ko, ki, lanes).vectorize(ki).unroll(ko);
+        } else {
+            st.vectorize(ck);
+        }
+        st.unroll(cx).unroll(cy);
+    };
+    tile(f.conv);
+    Stage upd = f.conv.update();
+    tile(upd);
+    RVar rc = f.rd.x, rs = f.rd.y, rr = f.rd.z, rco = f.rd.w;
+    std::vector<VarOrRVar> loops;
+    if (bk > lanes)
+        loops = {ki, ko};
+    else
+        loops = {ck};
+    loops.push_back(cx);
+    loops.push_back(cy);
+    if (c.s("red_order") == "c_rs") {
+        loops.insert(loops.end(), {rc, rs, rr, rco});
+    } else {
+        loops.insert(loops.end(), {rs, rr, rc, rco});
+    }
+    upd.reorder(loops);
+    if (int u = int(c.i("unroll")); u > 1) {
+        RVar inner = c.s("red_order") == "c_rs" ? rc : rs;
+        RVar io("io"), ii("ii");
+        upd.split(inner, io, ii, u).unroll(ii);
+    }
+
+    if (c.s("pad_at") == "root") {
+        Var pci = f.padded.args()[0], px = f.padded.args()[1], py = f.padded.args()[2],
+            pcb = f.padded.args()[3];
+        f.padded.compute_root().parallel(pcb);
+        if (bc >= 4) {
+            f.padded.vectorize(pci);
+        } else {
+            // Guarded: without padding the copy reads the input itself, which a rounded-up
+            // vector would overrun on narrow images.
+            f.padded.reorder(px, pci).vectorize(px, lanes, TailStrategy::GuardWithIf);
+        }
+    }
+
+    // Packing runs once at prepare(): any reasonable schedule will do.
+    f.pack.compute_root().parallel(f.pack.args().back());
+
+    HalidePipelines p;
+    p.main = Pipeline(f.output);
+    p.main_args = {{f.input, 0}, {f.packed, -1}};
+    int next = 2;
+    if (w.epilogue.bias) p.main_args.push_back({f.bias, next++});
+    if (w.epilogue.residual) p.main_args.push_back({f.residual, next++});
+    p.pack = Pipeline(f.pack);
+    p.pack_args = {{f.weight, 1}};
+    p.packed_extents = {bk, int(s.c_per_group()), int(s.s), int(s.r), int(ceil_div(s.k, bk))};
+    return p;
+}
+
+// ---- im2col -----------------------------------------------------------------------------------
+
+bool im2col_applies(const Workload& w) {
+    ConvShape s = ConvShape::of(w);
+    return s.groups == 1 && s.oh * s.ow >= 4;
+}
+
+std::vector<int64_t> gemm_vector_domain(const ConvShape& s, const Target& t) {
+    std::vector<int64_t> v;
+    for (int64_t l = 4; l <= t.f32_lanes(); l *= 2)
+        if (l <= s.oh * s.ow) v.push_back(l);
+    return v;
+}
+
+void add_im2col_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t,
+                           bool make_default) {
+    ConvShape s = ConvShape::of(w);
+    const int64_t budget = accumulator_budget(t);
+    const int64_t pixels = s.oh * s.ow;
+    auto vec = gemm_vector_domain(s, t);
+    std::vector<int64_t> tk;
+    for (int64_t v = 1; v <= std::min<int64_t>(s.k, budget); ++v)
+        tk.push_back(v);
+    bool flat = flat_gemm(s);
+    sp.knobs.push_back({"gemm_vector", "pixels per vector", int_domain(vec), is_im2col});
+    sp.knobs.push_back(
+        {"gemm_tile_p", "pixel vectors per register tile", int_domain({1, 2, 3, 4}), is_im2col});
+    sp.knobs.push_back({"gemm_tile_k", "output channels per register tile (packed block)",
+                        int_domain(tk), is_im2col});
+    sp.knobs.push_back(
+        {"gemm_loop_order", "tile loops, innermost first", name_domain({"p_k", "k_p"}), is_im2col});
+    sp.knobs.push_back(
+        {"gemm_unroll", "unroll factor of the reduction loop", int_domain({1, 2, 4}), is_im2col});
+    sp.knobs.push_back({"gemm_col_at",
+                        flat ? "inline: the input is the col matrix; root: copy it first"
+                             : "root: build the col matrix once; inline: gather in the inner loop",
+                        name_domain({"root", "inline"}), is_im2col});
+    const int64_t reduction = s.c * s.r * s.s;
+    sp.constraints.push_back([=](const Config& c) -> std::optional<std::string> {
+        if (!is_im2col(c)) return std::nullopt;
+        int64_t acc = c.i("gemm_tile_p") * c.i("gemm_tile_k");
+        if (acc > budget)
+            return "register tile needs " + std::to_string(acc) + " accumulators; the target has " +
+                   std::to_string(budget) + " to spare";
+        if (c.i("gemm_tile_p") * c.i("gemm_vector") > pixels)
+            return "pixel tile larger than the " + std::to_string(pixels) + " output pixels";
+        if (reduction % c.i("gemm_unroll") != 0)
+            return "unroll does not divide the reduction extent " + std::to_string(reduction);
+        return std::nullopt;
+    });
+    if (!make_default) return;
+    Config& d = sp.default_config;
+    int64_t v = vec.back();
+    int64_t p = std::min<int64_t>(2, pixels / v);
+    d.set("gemm_vector", v);
+    d.set("gemm_tile_p", std::max<int64_t>(p, 1));
+    d.set("gemm_tile_k", std::min<int64_t>(s.k, budget / std::max<int64_t>(p, 1)));
+    d.set("gemm_loop_order", std::string("p_k"));
+    d.set("gemm_unroll", int64_t{1});
+    d.set("gemm_col_at", std::string(flat ? "inline" : "root"));
+}
+
+HalidePipelines im2col_conv2d_impl(const Workload& w, const Config& c, const Target& t) {
+    ConvShape s = ConvShape::of(w);
+    const int vec = int(c.i("gemm_vector")), tp = int(c.i("gemm_tile_p"));
+    const int tk = int(c.i("gemm_tile_k"));
+    const bool flat = flat_gemm(s);
+    Conv2dFuncs f = define_im2col_conv2d(w, tk, flat);
+
+    Var p = f.output.args()[0], k = f.output.args()[1], n = f.output.args()[2];
+    Var po("po"), pi("pi"), ko("ko"), ki("ki"), pv("pv"), pu("pu");
+    f.output.split(p, po, pi, vec * tp).split(k, ko, ki, tk, TailStrategy::GuardWithIf);
+    Var inner = c.s("gemm_loop_order") == "p_k" ? po : ko;
+    Var outer = c.s("gemm_loop_order") == "p_k" ? ko : po;
+    f.output.reorder(pi, ki, inner, outer, n)
+        .split(pi, pu, pv, vec)
+        .vectorize(pv)
+        .unroll(pu)
+        .unroll(ki)
+        .parallel(outer);
+
+    Var gp = f.conv.args()[0], gk = f.conv.args()[1];
+    Var gpo("gpo"), gpi("gpi");
+    f.conv.compute_at(f.output, inner);
+    f.conv.split(gp, gpo, gpi, vec).vectorize(gpi).unroll(gpo).unroll(gk);
+    Stage upd = f.conv.update();
+    upd.split(gp, gpo, gpi, vec).vectorize(gpi).unroll(gpo).unroll(gk);
+    upd.reorder(gpi, gpo, gk, f.rd.x);
+    if (int u = int(c.i("gemm_unroll")); u > 1) {
+        RVar ro("ro"), ri("ri");
+        upd.split(f.rd.x, ro, ri, u).unroll(ri);
+    }
+    if (c.s("gemm_col_at") == "root") {
+        Var cp = f.padded.args()[0], cq = f.padded.args()[1];
+        f.padded.compute_root().parallel(cq).vectorize(cp, vec);
+    }
+    f.pack.compute_root().parallel(f.pack.args().back());
+
+    HalidePipelines pl;
+    pl.main = Pipeline(f.output);
+    pl.main_args = {{f.input, 0}, {f.packed, -1}};
+    int next = 2;
+    if (w.epilogue.bias) pl.main_args.push_back({f.bias, next++});
+    if (w.epilogue.residual) pl.main_args.push_back({f.residual, next++});
+    pl.pack = Pipeline(f.pack);
+    pl.pack_args = {{f.weight, 1}};
+    pl.packed_extents = {tk, int(s.c * s.r * s.s), int(ceil_div(s.k, tk))};
+    const std::vector<int> flat_out = {int(s.oh * s.ow), int(s.k), int(s.n)};
+    pl.output_view = flat_out;
+    pl.input_views.resize(w.inputs().size());
+    if (flat) pl.input_views[0] = {int(s.h * s.w), int(s.c), int(s.n)};
+    if (w.epilogue.residual) pl.input_views.back() = flat_out;
+    return pl;
+}
+
+}  // namespace
+
+void add_direct_knobs(ScheduleSpace& sp, const Workload& w, const Target& t, bool d) {
+    add_direct_knobs_impl(sp, w, t, d);
+}
+void add_im2col_knobs(ScheduleSpace& sp, const Workload& w, const Target& t, bool d) {
+    add_im2col_knobs_impl(sp, w, t, d);
+}
+HalidePipelines direct_conv2d(const Workload& w, const Config& c, const Target& t) {
+    return direct_conv2d_impl(w, c, t);
+}
+HalidePipelines im2col_conv2d(const Workload& w, const Config& c, const Target& t) {
+    return im2col_conv2d_impl(w, c, t);
+}
+
+static Conv2dAlgorithmRegistration direct_registration({
+    "direct",
+    [](const Workload&) { return true; },
+    add_direct_knobs,
+    direct_conv2d,
+    [](const Workload&, const Target&) { return 10; },
+});
+
+static Conv2dAlgorithmRegistration im2col_registration({
+    "im2col",
+    im2col_applies,
+    add_im2col_knobs,
+    im2col_conv2d,
+    // A 1x1 stride-1 layer is a GEMM on the NCHW input as it is: no copy, contiguous stores.
+    [](const Workload& w, const Target&) { return flat_gemm(ConvShape::of(w)) ? 12 : 5; },
+});
+
+}  // namespace kiln

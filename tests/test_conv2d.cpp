@@ -1,0 +1,130 @@
+// conv2d: random configs of every algorithm on random small shapes, against the reference.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "core/error.h"
+#include "schedules/kernel.h"
+#include "schedules/verify.h"
+
+using namespace kiln;
+
+namespace {
+
+const char* kEpilogues[] = {"",      "bias",        "bias+relu", "add", "bias+add+relu",
+                            "relu6", "clip-0.5:0.5"};
+
+// Small shapes with odd sizes, stride 2, asymmetric padding, dilation and groups.
+Workload random_conv(std::mt19937_64& rng) {
+    auto pick = [&](std::initializer_list<int64_t> v) {
+        return *(v.begin() + std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng));
+    };
+    for (;;) {
+        int64_t groups = pick({1, 1, 1, 2, 3});
+        int64_t c = groups * pick({1, 2, 3, 5, 8, 16});
+        int64_t k = groups * pick({1, 3, 4, 8, 9, 16, 20});
+        int64_t r = pick({1, 3, 5}), s = pick({1, 2, 3});
+        std::string shape =
+            "n=" + std::to_string(pick({1, 1, 2})) + ",c=" + std::to_string(c) +
+            ",h=" + std::to_string(pick({3, 5, 7, 8, 11, 16})) +
+            ",w=" + std::to_string(pick({3, 4, 7, 9, 13, 17})) + ",k=" + std::to_string(k) +
+            ",r=" + std::to_string(r) + ",s=" + std::to_string(s) +
+            ",stride=" + std::to_string(pick({1, 2})) + "x" + std::to_string(pick({1, 2})) +
+            ",pad=" + std::to_string(pick({0, 1})) + "x" + std::to_string(pick({0, 1, 2})) + "x" +
+            std::to_string(pick({0, 1})) + "x" + std::to_string(pick({0, 1})) +
+            ",dilation=" + std::to_string(pick({1, 1, 2})) + ",groups=" + std::to_string(groups);
+        Epilogue e = Epilogue::parse(kEpilogues[std::uniform_int_distribution<int>(0, 6)(rng)]);
+        try {
+            return Workload::from_shape("conv2d", shape, DType::f32, e);
+        } catch (const Error&) {
+            continue;  // kernel larger than the padded input: draw again
+        }
+    }
+}
+
+void expect_correct(const Workload& w, const Config& c, uint64_t seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed) + " workload " + w.key() + " config " +
+                 c.to_string());
+    auto kernel = compile_kernel(w, c, host_target());
+    VerifyResult r = verify_kernel(w, *kernel, seed);
+    EXPECT_TRUE(r.ok(kF32Tolerance)) << "relative error " << r.relative_error;
+}
+
+// Draws `count` configs whose algorithm is `algorithm` (any when empty).
+void sweep(const std::string& algorithm, int count, uint64_t base_seed) {
+    Target t = host_target();
+    int done = 0;
+    for (uint64_t seed = base_seed; done < count; ++seed) {
+        std::mt19937_64 rng(seed);
+        Workload w = random_conv(rng);
+        ScheduleSpace sp = find_space("conv2d").space(w, t);
+        Config c = sp.sample(rng);
+        if (!algorithm.empty() && c.s("algorithm") != algorithm) {
+            bool found = false;
+            for (int i = 0; i < 200 && !found; ++i) {
+                c = sp.sample(rng);
+                found = c.s("algorithm") == algorithm;
+            }
+            if (!found) continue;  // not applicable to this shape
+        }
+        expect_correct(w, c, seed);
+        ++done;
+    }
+}
+
+}  // namespace
+
+TEST(Conv2d, RandomDirectConfigsMatchReference) {
+    sweep("direct", 50, 1000);
+}
+TEST(Conv2d, RandomIm2colConfigsMatchReference) {
+    sweep("im2col", 50, 2000);
+}
+
+TEST(Conv2d, DefaultConfigsOfSmallLayersMatchReference) {
+    // Small analogues of the benchmark layers: 1x1, 3x3, strided, 7x7 stem, grouped.
+    for (const char* shape :
+         {"c=16,h=14,w=14,k=32,r=1,s=1", "c=8,h=12,w=12,k=16,r=3,s=3,pad=1",
+          "c=16,h=14,w=14,k=32,r=3,s=3,stride=2,pad=1", "c=3,h=32,w=32,k=16,r=7,s=7,stride=2,pad=3",
+          "c=16,h=7,w=7,k=64,r=1,s=1", "c=32,h=9,w=9,k=32,r=3,s=3,pad=1,groups=4"}) {
+        Workload w =
+            Workload::from_shape("conv2d", shape, DType::f32, Epilogue::parse("bias+relu"));
+        ScheduleSpace sp = find_space("conv2d").space(w, host_target());
+        ASSERT_FALSE(sp.check(sp.default_config)) << *sp.check(sp.default_config);
+        expect_correct(w, sp.default_config, 7);
+    }
+}
+
+TEST(Conv2d, SpaceOfBenchmarkLayersIsValid) {
+    // The default config of each full-size layer validates (compiling them is the benchmark's job).
+    Target t = host_target();
+    for (const char* shape :
+         {"c=3,h=224,w=224,k=64,r=7,s=7,stride=2,pad=3", "c=64,h=56,w=56,k=64,r=1,s=1",
+          "c=64,h=56,w=56,k=64,r=3,s=3,pad=1", "c=512,h=7,w=7,k=512,r=3,s=3,pad=1",
+          "c=256,h=56,w=56,k=512,r=1,s=1,stride=2"}) {
+        Workload w = Workload::from_shape("conv2d", shape);
+        ScheduleSpace sp = find_space("conv2d").space(w, t);
+        EXPECT_FALSE(sp.check(sp.default_config)) << w.key();
+        std::mt19937_64 rng(3);
+        for (int i = 0; i < 100; ++i) {
+            Config a = sp.sample(rng), b = sp.mutate(a, rng);
+            EXPECT_FALSE(sp.check(a));
+            EXPECT_FALSE(sp.check(b));
+            EXPECT_FALSE(sp.check(sp.crossover(a, b, rng)));
+        }
+    }
+}
+
+TEST(Conv2d, InvalidConfigIsRejectedWithReason) {
+    Workload w = Workload::from_shape("conv2d", "c=8,h=8,w=8,k=8,r=3,s=3,pad=1");
+    ScheduleSpace sp = find_space("conv2d").space(w, host_target());
+    Config c = sp.default_config;
+    c.set("tile_x", int64_t{1000});
+    try {
+        compile_kernel(w, c, host_target());
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.field(), "config");
+        EXPECT_NE(std::string(e.what()).find("tile_x"), std::string::npos) << e.what();
+    }
+}

@@ -115,21 +115,30 @@ void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t
     });
     if (!make_default) return;
 
-    // Default: one vector of output channels; the widest input-channel block up to 16; the
-    // largest register tile that fits, preferring tiles that divide the output exactly.
-    int64_t b = std::find(bk.begin(), bk.end(), lanes) != bk.end() ? lanes : bk.back();
-    if (b > lanes && s.k <= lanes) b = bk.front();
+    // Default: two vectors of output channels when there are that many, so each broadcast input
+    // feeds two FMAs (r50 3x3 56x56: 65 -> 144 GFLOP/s against one vector); the widest
+    // input-channel block up to 16; then the register tile that fills the accumulators best,
+    // counting the work that tiles overhanging the image redo.
+    int64_t b = bk.back();
+    for (int64_t v : bk)
+        if (v == 2 * lanes && s.k_per_group() >= 2 * lanes) b = v;
+    if (b != 2 * lanes)
+        for (int64_t v : bk)
+            if (v == lanes) b = v;
     int64_t best_c = 1;
     for (int64_t v : bc)
         if (v <= 16) best_c = v;
-    int64_t vecs = ceil_div(b, lanes), best_x = 1, best_y = 1;
+    const int64_t vecs = ceil_div(b, lanes);
+    int64_t best_x = 1, best_y = 1;
+    double best_score = -1;
     for (int64_t x : tx) {
         for (int64_t y : ty) {
             if (x * y * vecs > budget) continue;
-            bool exact = s.ow % x == 0 && s.oh % y == 0;
-            bool best_exact = s.ow % best_x == 0 && s.oh % best_y == 0;
-            if ((exact && !best_exact) || (exact == best_exact && x * y > best_x * best_y) ||
-                (exact == best_exact && x * y == best_x * best_y && x > best_x)) {
+            double useful = double(s.ow) / double(ceil_div(s.ow, x) * x) * double(s.oh) /
+                            double(ceil_div(s.oh, y) * y);
+            double score = useful * double(x * y) + 1e-3 * double(x);
+            if (score > best_score) {
+                best_score = score;
                 best_x = x;
                 best_y = y;
             }

@@ -31,6 +31,7 @@ class HalideKernel final : public Kernel {
             throw Error("target", "kernels for '" + t.name +
                                       "' can be compiled ahead of time but not run on this host");
         auto specs = w.inputs();
+        check_views(w);
         for (size_t i = 0; i < specs.size(); ++i)
             inputs_.emplace_back(nullptr, view(p_.input_views, i, specs[i]));
         output_ = Halide::Buffer<float>(
@@ -51,7 +52,11 @@ class HalideKernel final : public Kernel {
 
     void prepare(const std::vector<const float*>& inputs) override {
         bind(inputs);
-        if (p_.pack) p_.pack->realize(packed_, target_, pack_params_);
+        try {
+            if (p_.pack) p_.pack->realize(packed_, target_, pack_params_);
+        } catch (const Halide::Error& e) {
+            throw Error("kernel", std::string("packing failed: ") + e.what());
+        }
         prepared_ = true;
     }
 
@@ -59,10 +64,29 @@ class HalideKernel final : public Kernel {
         if (!prepared_) throw Error("kernel", "run() before prepare()");
         bind(inputs);
         output_.raw_buffer()->host = reinterpret_cast<uint8_t*>(output);
-        p_.main.realize(output_, target_, main_params_);
+        try {
+            p_.main.realize(output_, target_, main_params_);
+        } catch (const Halide::Error& e) {
+            throw Error("kernel", std::string("run failed: ") + e.what());
+        }
     }
 
   private:
+    // A view must hold exactly the tensor's elements, or the kernel would read past it.
+    void check_views(const Workload& w) const {
+        auto count = [](const std::vector<int>& e) {
+            int64_t n = 1;
+            for (int d : e) n *= d;
+            return n;
+        };
+        auto specs = w.inputs();
+        for (size_t i = 0; i < p_.input_views.size() && i < specs.size(); ++i)
+            if (!p_.input_views[i].empty() && count(p_.input_views[i]) != specs[i].numel())
+                throw Error("kernel", "view of " + specs[i].name + " has the wrong element count");
+        if (!p_.output_view.empty() && count(p_.output_view) != w.output().numel())
+            throw Error("kernel", "view of the output has the wrong element count");
+    }
+
     static std::vector<int> view(const std::vector<std::vector<int>>& views, size_t i,
                                  const TensorSpec& spec) {
         if (i < views.size() && !views[i].empty()) return views[i];

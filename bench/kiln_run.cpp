@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/op.h"
 #include "schedules/kernel.h"
 #include "schedules/verify.h"
 #include "targets/target.h"
@@ -33,39 +34,38 @@ class KilnRun final : public LayerRun {
 
 KilnSetup prepare_kiln(const Layer& l, const float* input, const float* weight, uint64_t seed) {
     KilnSetup s;
-    Workload w;
     const SpaceDef* space_def = nullptr;
     try {
-        w = l.to_workload();
-        space_def = &find_space(w.op);
-    } catch (const Error& e) {
+        find_op(l.op);
+        space_def = &find_space(l.op);
+    } catch (const Error&) {
         s.why = fmt::format("kiln: no kernel for {} yet", l.op);
         return s;
     }
-    // The bench and the op must agree on the problem, or GFLOP/s compares different work.
-    if (w.flops() != l.flops()) {
-        s.why =
-            fmt::format("kiln: {} counts {} FLOPs, layers.json {}", w.key(), w.flops(), l.flops());
-        return s;
-    }
-    const Target t = host_target();
-    Config config = space_def->space(w, t).default_config;
-    s.key = w.key();
-    s.config = config.to_string();
-    std::unique_ptr<Kernel> kernel;
     try {
-        kernel = compile_kernel(w, config, t);
+        Workload w = l.to_workload();
+        // The bench and the op must agree on the problem, or GFLOP/s compares different work.
+        if (w.flops() != l.flops()) {
+            s.why = fmt::format("kiln: {} counts {} FLOPs, layers.json {}", w.key(), w.flops(),
+                                l.flops());
+            return s;
+        }
+        const Target t = host_target();
+        Config config = space_def->space(w, t).default_config;
+        s.key = w.key();
+        s.config = config.to_string();
+        std::unique_ptr<Kernel> kernel = compile_kernel(w, config, t);
+        s.compile_seconds = kernel->compile_seconds;
+        VerifyResult v = verify_kernel(w, *kernel, seed);
+        s.verified = v.ok(kF32Tolerance);
+        s.relative_error = v.relative_error;
+        // verify_kernel() prepared the kernel with its own weights; KilnRun prepares it again.
+        s.run = std::make_unique<KilnRun>(std::move(kernel), input, weight, l.output_numel());
+        s.run->detail = s.config;
     } catch (const std::exception& e) {
-        s.why = fmt::format("kiln: default config failed to compile: {}", e.what());
-        return s;
+        s.run.reset();
+        s.why = fmt::format("kiln failed: {}", e.what());
     }
-    s.compile_seconds = kernel->compile_seconds;
-    VerifyResult v = verify_kernel(w, *kernel, seed);
-    s.verified = v.ok(kF32Tolerance);
-    s.relative_error = v.relative_error;
-    // verify_kernel() prepared the kernel with its own weights; KilnRun prepares it again.
-    s.run = std::make_unique<KilnRun>(std::move(kernel), input, weight, l.output_numel());
-    s.run->detail = s.config;
     return s;
 }
 

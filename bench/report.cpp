@@ -16,6 +16,19 @@ bool usable(const ImplResult& r) {
     return r.ran && r.correct;
 }
 
+// Free text (an error message) made safe for one table cell.
+std::string cell_text(const std::string& text) {
+    constexpr size_t kMax = 120;
+    std::string out;
+    for (char ch : text.substr(0, kMax)) {
+        if (ch == '|')
+            out += "\\|";
+        else
+            out += (ch == '\n' || ch == '\r') ? ' ' : ch;
+    }
+    return text.size() > kMax ? out + "..." : out;
+}
+
 std::string ms_cell(const ImplResult& r) {
     if (!r.ran) return "–";
     std::string cell = fmt::format("{:.3f}", r.median_seconds * 1e3);
@@ -88,7 +101,7 @@ std::string markdown(const RunInfo& info, const std::vector<LayerResult>& result
             out << fmt::format(" {} | {} | {:.0f}% |", ms_cell(r.kiln), gflops_cell(r.kiln, flops),
                                100.0 * flops / r.kiln.median_seconds * 1e-9 / info.peak_gflops);
         else
-            out << fmt::format(" {} | – | – |", r.kiln.why);
+            out << fmt::format(" {} | – | – |", cell_text(r.kiln.why));
         for (const auto& p : r.peers)
             out << fmt::format(" {} | {} | {} |", ms_cell(p), gflops_cell(p, flops),
                                ratio_cell(r.kiln, p));

@@ -6,6 +6,7 @@
 // the median over rounds is reported. bench/README.md has the protocol and the options; the
 // pieces are layer.h (shapes), kiln_run.h and peer.h (implementations), measure.h (timing),
 // peak.h (the % of peak denominator) and report.h (table, page, JSON).
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
@@ -126,7 +127,10 @@ std::string utc_now() {
     return buf;
 }
 
-LayerResult bench_layer(const Layer& l, const Options& o, const std::vector<const Peer*>& peers) {
+// Also adds one round of the peak loop to `peak_rounds` per round, so that the peak sees the
+// same load from other users as the layers do.
+LayerResult bench_layer(const Layer& l, const Options& o, const std::vector<const Peer*>& peers,
+                        const PeakLoop& peak, std::vector<double>& peak_rounds) {
     LayerResult res;
     res.layer = &l;
     std::mt19937_64 rng(seed_of(l.id));
@@ -188,6 +192,7 @@ LayerResult bench_layer(const Layer& l, const Options& o, const std::vector<cons
         if (kiln.run) res.kiln.seconds.push_back(time_per_call(*kiln.run, o.min_time));
         for (size_t p = 0; p < runs.size(); ++p)
             if (runs[p]) res.peers[p].seconds.push_back(time_per_call(*runs[p], o.min_time));
+        peak_rounds.push_back(peak.round());
     }
     res.kiln.median_seconds = median(res.kiln.seconds);
     for (auto& p : res.peers)
@@ -260,21 +265,29 @@ int main(int argc, char** argv) {
                 version += fmt::format(", {}={}", name, std::getenv(name.c_str()));
             info.peer_versions.push_back(version);
         }
-        std::cerr << fmt::format("peak: measuring an FMA loop ({}) on {} threads\n", info.peak_isa,
+        std::cerr << fmt::format("peak: sizing an FMA loop ({}) on {} threads\n", info.peak_isa,
                                  o.threads);
-        info.peak_gflops = fma_peak_gflops(o.threads, o.rounds, std::max(o.min_time, 0.1));
-        std::cerr << fmt::format("peak: {:.1f} GFLOP/s\n", info.peak_gflops);
+        const PeakLoop peak(o.threads, std::max(o.min_time, 0.1));
+        std::vector<double> peak_rounds;
+        for (int r = 0; r < o.rounds; ++r)
+            peak_rounds.push_back(peak.round());
+        std::cerr << fmt::format("peak: {:.1f} GFLOP/s (median of {} rounds)\n",
+                                 median(peak_rounds), peak_rounds.size());
 
         std::vector<LayerResult> results;
         for (size_t i = 0; i < layers.size(); ++i) {
             std::cerr << fmt::format("[{}/{}] {} ({} {})\n", i + 1, layers.size(), layers[i].id,
                                      layers[i].op, layers[i].shape_text());
-            results.push_back(bench_layer(layers[i], o, peers));
+            results.push_back(bench_layer(layers[i], o, peers, peak, peak_rounds));
             std::cerr << fmt::format("[{}/{}] {}: {}\n", i + 1, layers.size(), layers[i].id,
                                      progress_line(results.back()));
         }
 
         info.load_after = load_average();
+        info.peak_gflops = median(peak_rounds);
+        info.peak_rounds = int(peak_rounds.size());
+        info.peak_min = *std::min_element(peak_rounds.begin(), peak_rounds.end());
+        info.peak_max = *std::max_element(peak_rounds.begin(), peak_rounds.end());
         const std::string section = markdown(info, results);
         std::cout << section;
         if (!o.no_doc) {

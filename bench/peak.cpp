@@ -14,8 +14,6 @@
 #include <thread>
 #include <vector>
 
-#include "bench/measure.h"
-
 namespace kiln::bench {
 namespace {
 
@@ -107,15 +105,16 @@ double run_threads(int threads, long iterations) {
 
 }  // namespace
 
-double fma_peak_gflops(int threads, int rounds, double seconds) {
+PeakLoop::PeakLoop(int threads, double seconds) : threads_(std::max(threads, 1)) {
     long iterations = 1 << 16;
     while (run_threads(1, iterations) < 0.02)
         iterations *= 2;
-    iterations = long(double(iterations) * seconds / std::max(run_threads(1, iterations), 1e-6));
-    std::vector<double> gflops;
-    for (int r = 0; r < std::max(rounds, 1); ++r)
-        gflops.push_back(threads * flops_of(iterations) / run_threads(threads, iterations) * 1e-9);
-    return median(gflops);
+    iterations_ = long(double(iterations) * seconds / std::max(run_threads(1, iterations), 1e-6));
+    iterations_ = std::max(iterations_, 1L);
+}
+
+double PeakLoop::round() const {
+    return threads_ * flops_of(iterations_) / run_threads(threads_, iterations_) * 1e-9;
 }
 
 std::string peak_isa() {

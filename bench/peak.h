@@ -5,9 +5,19 @@
 
 namespace kiln::bench {
 
-// GFLOP/s of an FMA-only loop on `threads` threads, median over `rounds` rounds of about
-// `seconds` each. Uses the widest vectors this file was compiled for (see peak_isa()).
-double fma_peak_gflops(int threads, int rounds, double seconds);
+// An FMA-only loop on `threads` threads, using the widest vectors this file was compiled for
+// (see peak_isa()). On a shared host the peak a run sees moves with other people's load, so
+// bench_layers.cpp takes one round beside each round of the layers and reports the median.
+class PeakLoop {
+  public:
+    // Sizes a round to take about `seconds` on one idle thread.
+    PeakLoop(int threads, double seconds);
+    double round() const;  // GFLOP/s of one round, wall clock, all threads together
+
+  private:
+    int threads_;
+    long iterations_ = 0;
+};
 
 // "avx512f", "avx2+fma" or "scalar": the vectors the peak loop uses.
 std::string peak_isa();

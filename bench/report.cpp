@@ -72,9 +72,10 @@ std::string markdown(const RunInfo& info, const std::vector<LayerResult>& result
     out << fmt::format("Command: `{}`\n\n", info.command);
     out << fmt::format("- Date: {}\n", info.date);
     out << fmt::format(
-        "- Machine: {}, {} logical CPUs; measured FP32 peak {:.1f} GFLOP/s on {} "
-        "threads ({} FMA loop)\n",
-        info.cpu, info.cores, info.peak_gflops, info.threads, info.peak_isa);
+        "- Machine: {}, {} logical CPUs; measured FP32 peak {:.1f} GFLOP/s on {} threads ({} FMA "
+        "loop; median of {} rounds spread over the run, range {:.1f} to {:.1f})\n",
+        info.cpu, info.cores, info.peak_gflops, info.threads, info.peak_isa, info.peak_rounds,
+        info.peak_min, info.peak_max);
     out << fmt::format(
         "- Threads: {} for every implementation; rounds: {} (median reported); "
         "min time per measurement: {} s\n",
@@ -186,6 +187,9 @@ nlohmann::json to_json(const RunInfo& info, const std::vector<LayerResult>& resu
             {"cpu", info.cpu},
             {"cores", info.cores},
             {"peak_gflops", info.peak_gflops},
+            {"peak_rounds", info.peak_rounds},
+            {"peak_min", info.peak_min},
+            {"peak_max", info.peak_max},
             {"peak_isa", info.peak_isa},
             {"threads", info.threads},
             {"load_before", info.load_before},

@@ -39,7 +39,9 @@ struct RunInfo {
     std::string layers_file;
     std::string cpu;
     int cores = 0;
-    double peak_gflops = 0.0;
+    double peak_gflops = 0.0;  // median over the peak loop's rounds
+    double peak_min = 0.0, peak_max = 0.0;
+    int peak_rounds = 0;
     std::string peak_isa;
     int threads = 0;
     std::string load_before, load_after;  // /proc/loadavg: other users' work on a shared host

@@ -1,0 +1,295 @@
+// The `kiln` command run as a user runs it: output, exit codes and one-line errors.
+//
+// Each case runs the built binary (KILN_BINARY) in a child process and captures stdout, stderr
+// and the exit status separately, because the contract (docs/CLI.md) is about which stream
+// carries what: bad input is exactly one `kiln: ...` line on stderr and exit code 2.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/config.h"
+#include "core/op.h"
+#include "core/workload.h"
+
+namespace {
+
+struct Result {
+    int code = -1;
+    std::string out;
+    std::string err;
+};
+
+std::string read_all(FILE* f) {
+    std::string s;
+    std::rewind(f);
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;)
+        s.append(buf, n);
+    return s;
+}
+
+Result run_kiln(const std::vector<std::string>& args) {
+    FILE* out = std::tmpfile();
+    FILE* err = std::tmpfile();
+    std::vector<char*> argv = {const_cast<char*>(KILN_BINARY)};
+    for (const auto& a : args)
+        argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::fflush(nullptr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fileno(out), 1);
+        dup2(fileno(err), 2);
+        execv(KILN_BINARY, argv.data());
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    Result r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = read_all(out);
+    r.err = read_all(err);
+    std::fclose(out);
+    std::fclose(err);
+    return r;
+}
+
+std::vector<std::string> lines(const std::string& text) {
+    std::vector<std::string> v;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        v.push_back(line);
+    return v;
+}
+
+// Bad input: exit 2, nothing else on stderr than one `kiln:` line, which contains `needle`.
+void expect_bad_input(const std::vector<std::string>& args, const std::string& needle) {
+    std::string cmd = "kiln";
+    for (const auto& a : args)
+        cmd += " " + a;
+    SCOPED_TRACE(cmd);
+    Result r = run_kiln(args);
+    EXPECT_EQ(r.code, 2) << r.out << r.err;
+    auto err = lines(r.err);
+    ASSERT_EQ(err.size(), 1u) << r.err;
+    EXPECT_EQ(err[0].rfind("kiln: ", 0), 0u) << err[0];
+    EXPECT_NE(err[0].find(needle), std::string::npos) << err[0] << "\n does not contain " << needle;
+}
+
+std::string read_doc(const std::string& name) {
+    std::ifstream f(std::string(KILN_SOURCE_DIR) + "/docs/" + name);
+    std::stringstream text;
+    text << f.rdbuf();
+    return text.str();
+}
+
+// The bodies of the doc's fenced blocks opened with exactly `fence` ("```json").
+std::vector<std::string> fenced_blocks(const std::string& doc, const std::string& fence) {
+    std::vector<std::string> blocks;
+    for (size_t pos = 0; (pos = doc.find("\n" + fence + "\n", pos)) != std::string::npos;) {
+        size_t start = pos + fence.size() + 2;
+        size_t end = doc.find("\n```", start);
+        if (end == std::string::npos) break;
+        blocks.push_back(doc.substr(start, end - start + 1));
+        pos = end + 4;  // past the closing fence
+    }
+    return blocks;
+}
+
+constexpr const char* kTinyConv = "n=1,c=8,h=10,w=10,k=16,r=3,s=3,pad=1";
+
+}  // namespace
+
+TEST(Cli, HelpAndVersionExitZero) {
+    Result help = run_kiln({"--help"});
+    EXPECT_EQ(help.code, 0);
+    EXPECT_NE(help.out.find("ops"), std::string::npos);
+    EXPECT_NE(help.out.find("bench-op"), std::string::npos);
+    EXPECT_NE(help.out.find("Examples"), std::string::npos);
+    EXPECT_EQ(help.err, "");
+    Result sub_help = run_kiln({"bench-op", "--help"});
+    EXPECT_EQ(sub_help.code, 0);
+    EXPECT_NE(sub_help.out.find("--min-time"), std::string::npos);
+    Result version = run_kiln({"--version"});
+    EXPECT_EQ(version.code, 0);
+    EXPECT_EQ(version.out.rfind("kiln ", 0), 0u) << version.out;
+}
+
+TEST(Cli, OpsListsEveryOpWithItsParams) {
+    Result r = run_kiln({"ops"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("conv2d"), std::string::npos);
+    for (const kiln::OpDef* def : kiln::all_ops()) {
+        EXPECT_NE(r.out.find(def->name() + "  " + def->summary()), std::string::npos)
+            << def->name();
+        for (const auto& p : def->params())
+            EXPECT_NE(r.out.find(p.help), std::string::npos);
+    }
+    Result one = run_kiln({"ops", "conv2d"});
+    ASSERT_EQ(one.code, 0) << one.err;
+    EXPECT_EQ(lines(one.out)[0].rfind("conv2d  ", 0), 0u);
+}
+
+TEST(Cli, OpsJsonMatchesTheRegistry) {
+    Result r = run_kiln({"ops", "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    nlohmann::json j = nlohmann::json::parse(r.out);
+    ASSERT_TRUE(j["ops"].is_array());
+    ASSERT_EQ(j["ops"].size(), kiln::all_ops().size());
+    EXPECT_EQ(j["target"]["name"], "host");
+    for (size_t i = 0; i < kiln::all_ops().size(); ++i) {
+        const kiln::OpDef& def = *kiln::all_ops()[i];
+        const auto& op = j["ops"][i];
+        EXPECT_EQ(op["name"], def.name());
+        ASSERT_EQ(op["params"].size(), def.params().size());
+        for (size_t p = 0; p < def.params().size(); ++p) {
+            EXPECT_EQ(op["params"][p]["name"], def.params()[p].name);
+            EXPECT_EQ(op["params"][p]["token"], def.params()[p].token);
+        }
+        // A space, when there is one, has a default config that names only its knobs.
+        if (!op["space"].is_null()) {
+            std::vector<std::string> knobs;
+            for (const auto& k : op["space"]["knobs"])
+                knobs.push_back(k["name"]);
+            for (const auto& [name, value] : op["space"]["default_config"].items())
+                EXPECT_NE(std::find(knobs.begin(), knobs.end(), name), knobs.end()) << name;
+        }
+    }
+}
+
+// docs/WORKLOADS.md embeds `kiln ops --markdown` between two marker lines; after adding or
+// changing an op, regenerate it with scripts/update-docs.sh.
+TEST(Cli, WorkloadsDocMatchesOpsMarkdown) {
+    const std::string doc = read_doc("WORKLOADS.md");
+    ASSERT_FALSE(doc.empty()) << "docs/WORKLOADS.md not found";
+    const std::string begin = "<!-- begin: kiln ops --markdown -->\n";
+    const std::string end = "<!-- end: kiln ops --markdown -->";
+    size_t b = doc.find(begin), e = doc.find(end);
+    ASSERT_NE(b, std::string::npos);
+    ASSERT_NE(e, std::string::npos);
+    Result r = run_kiln({"ops", "--markdown"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(doc.substr(b + begin.size(), e - b - begin.size()), r.out)
+        << "docs/WORKLOADS.md is out of date: run scripts/update-docs.sh";
+}
+
+TEST(Cli, BenchOpVerifiesAndTimes) {
+    Result r = run_kiln({"bench-op", "conv2d", "--shape", kTinyConv, "--epilogue", "bias+relu",
+                         "--min-time", "0.05", "--repeats", "3", "--threads", "1"});
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+    EXPECT_EQ(r.err, "");
+    EXPECT_NE(r.out.find("conv2d/n1c8h10w10/k16r3s3/st1p1d1g1/f32/bias+relu"), std::string::npos);
+    EXPECT_NE(r.out.find("config    default: "), std::string::npos);
+    EXPECT_NE(r.out.find("verify    ok"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("threads   1 (--threads)"), std::string::npos);
+    EXPECT_NE(r.out.find("3 rounds"), std::string::npos);
+    EXPECT_NE(r.out.find(" GFLOP/s (median)"), std::string::npos);
+}
+
+nlohmann::json conv2d_space(const std::string& shape) {
+    Result r = run_kiln({"ops", "conv2d", "--shape", shape, "--json"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out)["ops"][0]["space"];
+}
+
+// A config given on the command line may be partial; file and inline forms are the same.
+TEST(Cli, BenchOpTakesAGivenConfig) {
+    nlohmann::json space = conv2d_space(kTinyConv);
+    ASSERT_FALSE(space.is_null());
+    const nlohmann::json& config = space["default_config"];
+    std::string path = ::testing::TempDir() + "kiln_cli_config.json";
+    std::ofstream(path) << config.dump(2);
+    Result from_file = run_kiln({"bench-op", "conv2d", "--shape", kTinyConv, "--config", path,
+                                 "--min-time", "0.02", "--repeats", "1"});
+    EXPECT_EQ(from_file.code, 0) << from_file.err;
+    EXPECT_NE(from_file.out.find("config    from " + path + ": " + config.dump()),
+              std::string::npos)
+        << from_file.out;
+    EXPECT_NE(from_file.out.find("verify    ok"), std::string::npos);
+
+    nlohmann::json one_knob = {{config.begin().key(), config.begin().value()}};
+    Result partial = run_kiln({"bench-op", "conv2d", "--shape", kTinyConv, "--config-json",
+                               one_knob.dump(), "--min-time", "0.02", "--repeats", "1"});
+    EXPECT_EQ(partial.code, 0) << partial.err;
+    EXPECT_NE(partial.out.find("config    from --config-json: " + config.dump()), std::string::npos)
+        << partial.out;
+}
+
+TEST(Cli, BenchOpRejectsConfigsOutsideTheSpace) {
+    nlohmann::json space = conv2d_space(kTinyConv);
+    ASSERT_FALSE(space.is_null());
+    const nlohmann::json& knob = space["knobs"][0];
+    nlohmann::json outside =
+        knob["domain"][0].is_string() ? nlohmann::json("no_such_choice") : nlohmann::json(1 << 20);
+    nlohmann::json bad = {{knob["name"].get<std::string>(), outside}};
+    expect_bad_input({"bench-op", "conv2d", "--shape", kTinyConv, "--config-json", bad.dump()},
+                     "outside its domain");
+    expect_bad_input(
+        {"bench-op", "conv2d", "--shape", kTinyConv, "--config-json", "{\"no_such_knob\": 1}"},
+        "unknown knob 'no_such_knob'");
+    for (const auto& k : space["knobs"]) {
+        if (k["active_in_default"].get<bool>()) continue;
+        nlohmann::json inactive = {{k["name"].get<std::string>(), k["domain"][0]}};
+        expect_bad_input(
+            {"bench-op", "conv2d", "--shape", kTinyConv, "--config-json", inactive.dump()},
+            "inactive");
+        break;
+    }
+}
+
+TEST(Cli, BadInputIsOneLineAndExitTwo) {
+    std::string known;
+    for (const kiln::OpDef* d : kiln::all_ops())
+        known += (known.empty() ? "" : ", ") + d->name();
+    expect_bad_input({"bench-op", "nosuchop", "--shape", kTinyConv}, "known: " + known);
+    expect_bad_input({"ops", "nosuchop"}, "known: " + known);
+    expect_bad_input({"bench-op", "conv2d", "--shape", "c=0,h=10,w=10,k=16,r=3,s=3"}, "c: ");
+    expect_bad_input({"bench-op", "conv2d", "--shape", "c=8,h=10,w=10,k=16,r=3,s=3,q=1"}, "q: ");
+    expect_bad_input({"bench-op", "conv2d", "--shape", kTinyConv, "--target", "nosuchtarget"},
+                     "known: host");
+    expect_bad_input({"bench-op", "conv2d", "--shape", kTinyConv, "--config-json", "{\"a\":"},
+                     "not valid JSON");
+    expect_bad_input({"bench-op", "conv2d", "--shape", kTinyConv, "--config-json", "[1]"},
+                     "expected a JSON object");
+    expect_bad_input({"bench-op", "conv2d", "--shape", kTinyConv, "--epilogue", "bias+gelu"},
+                     "gelu");
+    expect_bad_input({"bench-op", "conv2d", "--threads", "0"}, "--threads");
+    expect_bad_input({"bench-op", "conv2d", "--bogus"}, "--bogus");
+    expect_bad_input({"ops", "--shape", "c=1"}, "needs an OP");
+    expect_bad_input({"nosuchcommand"}, "unknown command 'nosuchcommand'");
+    expect_bad_input({}, "a command is required");
+}
+
+// The examples in docs/WORKLOADS.md are what the code prints: keys round-trip, the workload JSON
+// is Workload::to_json() of its key, and the config's compact JSON and hash are Config's.
+TEST(Docs, WorkloadsExamplesHold) {
+    const std::string doc = read_doc("WORKLOADS.md");
+    auto keys = lines(fenced_blocks(doc, "```").at(1));
+    ASSERT_GE(keys.size(), 3u);
+    for (const auto& key : keys)
+        EXPECT_EQ(kiln::Workload::parse_key(key).key(), key);
+
+    auto json_blocks = fenced_blocks(doc, "```json");
+    ASSERT_EQ(json_blocks.size(), 2u);
+    nlohmann::json documented = nlohmann::json::parse(json_blocks[0]);
+    kiln::Workload w = kiln::Workload::parse_key(documented["key"].get<std::string>());
+    EXPECT_EQ(w.to_json(), documented);
+    EXPECT_EQ(kiln::Workload::from_json(documented), w);
+
+    std::string config_text = json_blocks[1].substr(0, json_blocks[1].find('\n'));
+    kiln::Config c = kiln::Config::from_json(nlohmann::json::parse(config_text));
+    EXPECT_EQ(c.to_string(), config_text);
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(c.hash()));
+    EXPECT_NE(doc.find(std::string("hashes to `") + hex + "`"), std::string::npos) << hex;
+}

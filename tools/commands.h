@@ -1,0 +1,17 @@
+// kiln/tools/commands.h — the subcommands of the `kiln` command, one file each.
+//
+// main.cpp builds the CLI::App and calls each add_<name>() below; each subcommand's file owns its
+// options and the callback that does the work. Callbacks report failures by throwing: kiln::Error
+// for bad input (main prints one line and exits 2), CLI::RuntimeError(1) for a wrong result.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace kiln::tools {
+
+void add_ops(CLI::App& app);       // tools/cmd_ops.cpp
+void add_bench_op(CLI::App& app);  // tools/cmd_bench_op.cpp
+
+}  // namespace kiln::tools

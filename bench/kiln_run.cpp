@@ -1,0 +1,72 @@
+// kiln/bench/kiln_run.cpp — compiling, checking and running a layer with kiln's default config.
+#include "bench/kiln_run.h"
+
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/op.h"
+#include "schedules/kernel.h"
+#include "schedules/verify.h"
+#include "targets/target.h"
+
+namespace kiln::bench {
+namespace {
+
+class KilnRun final : public LayerRun {
+  public:
+    KilnRun(std::unique_ptr<Kernel> kernel, const float* input, const float* weight,
+            int64_t output_numel)
+        : kernel_(std::move(kernel)), inputs_{input, weight}, output_(output_numel) {
+        kernel_->prepare(inputs_);
+    }
+    void run() override { kernel_->run(inputs_, output_.data()); }
+    void read_output(float* out) override { std::copy(output_.begin(), output_.end(), out); }
+
+  private:
+    std::unique_ptr<Kernel> kernel_;
+    std::vector<const float*> inputs_;
+    std::vector<float> output_;
+};
+
+}  // namespace
+
+KilnSetup prepare_kiln(const Layer& l, const float* input, const float* weight, uint64_t seed) {
+    KilnSetup s;
+    const SpaceDef* space_def = nullptr;
+    try {
+        find_op(l.op);
+        space_def = &find_space(l.op);
+    } catch (const Error&) {
+        s.why = fmt::format("kiln: no kernel for {} yet", l.op);
+        return s;
+    }
+    try {
+        Workload w = l.to_workload();
+        // The bench and the op must agree on the problem, or GFLOP/s compares different work.
+        if (w.flops() != l.flops()) {
+            s.why = fmt::format("kiln: {} counts {} FLOPs, layers.json {}", w.key(), w.flops(),
+                                l.flops());
+            return s;
+        }
+        const Target t = host_target();
+        Config config = space_def->space(w, t).default_config;
+        s.key = w.key();
+        s.config = config.to_string();
+        std::unique_ptr<Kernel> kernel = compile_kernel(w, config, t);
+        s.compile_seconds = kernel->compile_seconds;
+        VerifyResult v = verify_kernel(w, *kernel, seed);
+        s.verified = v.ok(kF32Tolerance);
+        s.relative_error = v.relative_error;
+        // verify_kernel() prepared the kernel with its own weights; KilnRun prepares it again.
+        s.run = std::make_unique<KilnRun>(std::move(kernel), input, weight, l.output_numel());
+        s.run->detail = s.config;
+    } catch (const std::exception& e) {
+        s.run.reset();
+        s.why = fmt::format("kiln failed: {}", e.what());
+    }
+    return s;
+}
+
+}  // namespace kiln::bench

@@ -1,0 +1,26 @@
+// kiln/bench/kiln_run.h — kiln's column: a layer compiled with its space's default config.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "bench/layer.h"
+#include "bench/peer.h"
+
+namespace kiln::bench {
+
+struct KilnSetup {
+    std::unique_ptr<LayerRun> run;  // null when kiln has no kernel for the op (see `why`)
+    std::string why;
+    std::string key;     // the workload key
+    std::string config;  // the default config, compact JSON
+    double compile_seconds = 0.0;
+    bool verified = false;  // verify_kernel() passed within kF32Tolerance
+    double relative_error = 0.0;
+};
+
+// Builds the Workload, compiles the default config for the host, checks it once with
+// verify_kernel(), then prepares it with `input` and `weight` (which it keeps pointing to).
+KilnSetup prepare_kiln(const Layer& l, const float* input, const float* weight, uint64_t seed);
+
+}  // namespace kiln::bench

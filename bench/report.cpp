@@ -1,0 +1,204 @@
+// kiln/bench/report.cpp — the Markdown table, the docs/PERFORMANCE.md section, the raw JSON.
+#include "bench/report.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "bench/measure.h"
+#include "core/error.h"
+
+namespace kiln::bench {
+namespace {
+
+bool usable(const ImplResult& r) {
+    return r.ran && r.correct;
+}
+
+// Free text (an error message) made safe for one table cell.
+std::string cell_text(const std::string& text) {
+    constexpr size_t kMax = 120;
+    std::string out;
+    for (char ch : text.substr(0, kMax)) {
+        if (ch == '|')
+            out += "\\|";
+        else
+            out += (ch == '\n' || ch == '\r') ? ' ' : ch;
+    }
+    return text.size() > kMax ? out + "..." : out;
+}
+
+std::string ms_cell(const ImplResult& r) {
+    if (!r.ran) return "–";
+    std::string cell = fmt::format("{:.3f}", r.median_seconds * 1e3);
+    if (!r.correct) cell += fmt::format(" **wrong** (err {:.1e})", r.relative_error);
+    return cell;
+}
+
+std::string gflops_cell(const ImplResult& r, double flops) {
+    return r.ran ? fmt::format("{:.1f}", flops / r.median_seconds * 1e-9) : "–";
+}
+
+// Speed of kiln relative to the peer: > 1 means kiln is faster.
+std::string ratio_cell(const ImplResult& kiln, const ImplResult& peer) {
+    if (!usable(kiln) || !usable(peer)) return "–";
+    return fmt::format("{:.2f}", peer.median_seconds / kiln.median_seconds);
+}
+
+std::string geomean_line(const std::vector<LayerResult>& results, const std::string& peer, size_t p,
+                         bool conv) {
+    std::vector<double> ratios;
+    size_t layers = 0;
+    for (const auto& r : results) {
+        if (r.layer->is_conv != conv || !usable(r.peers[p])) continue;
+        ++layers;
+        if (usable(r.kiln)) ratios.push_back(r.peers[p].median_seconds / r.kiln.median_seconds);
+    }
+    const char* kind = conv ? "conv (conv2d + depthwise)" : "dense";
+    if (layers == 0) return "";
+    if (ratios.empty())
+        return fmt::format(
+            "- kiln vs {}, {} layers: no correct kiln kernel yet for any of the {}\n", peer, kind,
+            layers);
+    return fmt::format("- kiln vs {}, {} layers: geomean speed ratio **{:.2f}** over {} of {}\n",
+                       peer, kind, geomean(ratios), ratios.size(), layers);
+}
+
+}  // namespace
+
+std::string markdown(const RunInfo& info, const std::vector<LayerResult>& results) {
+    std::ostringstream out;
+    out << fmt::format("Command: `{}`\n\n", info.command);
+    out << fmt::format("- Date: {}\n", info.date);
+    out << fmt::format(
+        "- Machine: {}, {} logical CPUs; measured FP32 peak {:.1f} GFLOP/s on {} threads ({} FMA "
+        "loop; median of {} rounds spread over the run, range {:.1f} to {:.1f})\n",
+        info.cpu, info.cores, info.peak_gflops, info.threads, info.peak_isa, info.peak_rounds,
+        info.peak_min, info.peak_max);
+    out << fmt::format(
+        "- Threads: {} for every implementation; rounds: {} (median reported); "
+        "min time per measurement: {} s\n",
+        info.threads, info.rounds, info.min_time);
+    if (!info.load_before.empty())
+        out << fmt::format("- Load average (1, 5, 15 min) before: {}; after: {}\n",
+                           info.load_before, info.load_after);
+    out << fmt::format("- Layers: `{}`\n", info.layers_file);
+    for (size_t p = 0; p < info.peer_names.size(); ++p)
+        out << fmt::format("- {}: {}\n", info.peer_names[p], info.peer_versions[p]);
+    out << "\n";
+
+    out << "| layer | op | kiln ms | kiln GFLOP/s | kiln % peak |";
+    std::string rule = "| --- | --- | ---: | ---: | ---: |";
+    for (const auto& name : info.peer_names) {
+        out << fmt::format(" {0} ms | {0} GFLOP/s | kiln/{0} |", name);
+        rule += " ---: | ---: | ---: |";
+    }
+    out << "\n" << rule << "\n";
+    for (const auto& r : results) {
+        const double flops = r.layer->flops();
+        out << fmt::format("| {} | {} |", r.layer->id, r.layer->op);
+        if (r.kiln.ran)
+            out << fmt::format(" {} | {} | {:.0f}% |", ms_cell(r.kiln), gflops_cell(r.kiln, flops),
+                               100.0 * flops / r.kiln.median_seconds * 1e-9 / info.peak_gflops);
+        else
+            out << fmt::format(" {} | – | – |", cell_text(r.kiln.why));
+        for (const auto& p : r.peers)
+            out << fmt::format(" {} | {} | {} |", ms_cell(p), gflops_cell(p, flops),
+                               ratio_cell(r.kiln, p));
+        out << "\n";
+    }
+    out << "\nkiln/peer is the peer's time over kiln's: above 1, kiln is faster. Geomeans count "
+           "the layers where both ran and matched the reference.\n\n";
+    for (size_t p = 0; p < info.peer_names.size(); ++p)
+        for (bool conv : {true, false})
+            out << geomean_line(results, info.peer_names[p], p, conv);
+    return out.str();
+}
+
+void write_doc(const std::string& path, const std::string& section) {
+    std::string page;
+    {
+        std::ifstream in(path);
+        if (in) {
+            std::ostringstream s;
+            s << in.rdbuf();
+            page = s.str();
+        }
+    }
+    const std::string block = std::string(kDocBegin) + "\n" + section + kDocEnd;
+    if (page.empty()) {
+        page =
+            "# kiln performance\n\n"
+            "Every layer of the standard set (shared/bench/layers.json), timed in one run "
+            "with kiln's default schedules against oneDNN and, for dense layers, OpenBLAS. "
+            "The section between the markers is written by `kiln_bench_layers` "
+            "(bench/README.md explains the protocol); do not edit it by hand.\n\n" +
+            block + "\n";
+    } else {
+        size_t b = page.find(kDocBegin), e = page.find(kDocEnd);
+        if (b == std::string::npos || e == std::string::npos || e < b)
+            page += (page.back() == '\n' ? "\n" : "\n\n") + block + "\n";
+        else
+            page.replace(b, e + std::string(kDocEnd).size() - b, block);
+    }
+    std::ofstream out(path, std::ios::trunc);
+    if (!out) throw Error("write-doc", "cannot write " + path);
+    out << page;
+}
+
+nlohmann::json to_json(const RunInfo& info, const std::vector<LayerResult>& results) {
+    auto impl = [](const ImplResult& r) {
+        nlohmann::json j = {{"name", r.name}, {"ran", r.ran}};
+        if (!r.ran) {
+            j["why"] = r.why;
+            return j;
+        }
+        j["seconds"] = r.seconds;
+        j["median_seconds"] = r.median_seconds;
+        j["checked"] = r.checked;
+        if (r.checked) {
+            j["correct"] = r.correct;
+            j["relative_error"] = r.relative_error;
+        }
+        j["detail"] = r.detail;
+        return j;
+    };
+    nlohmann::json layers = nlohmann::json::array();
+    for (const auto& r : results) {
+        nlohmann::json l = {{"id", r.layer->id},
+                            {"op", r.layer->op},
+                            {"shape", r.layer->shape_text()},
+                            {"flops", r.layer->flops()},
+                            {"kiln", impl(r.kiln)}};
+        if (r.kiln.ran) {
+            l["kiln"]["key"] = r.kiln_key;
+            l["kiln"]["compile_seconds"] = r.kiln_compile_seconds;
+        }
+        l["peers"] = nlohmann::json::array();
+        for (const auto& p : r.peers)
+            l["peers"].push_back(impl(p));
+        layers.push_back(std::move(l));
+    }
+    return {{"format", 1},
+            {"command", info.command},
+            {"date", info.date},
+            {"layers_file", info.layers_file},
+            {"cpu", info.cpu},
+            {"cores", info.cores},
+            {"peak_gflops", info.peak_gflops},
+            {"peak_rounds", info.peak_rounds},
+            {"peak_min", info.peak_min},
+            {"peak_max", info.peak_max},
+            {"peak_isa", info.peak_isa},
+            {"threads", info.threads},
+            {"load_before", info.load_before},
+            {"load_after", info.load_after},
+            {"rounds", info.rounds},
+            {"min_time", info.min_time},
+            {"peers", info.peer_names},
+            {"peer_versions", info.peer_versions},
+            {"layers", layers}};
+}
+
+}  // namespace kiln::bench

@@ -115,16 +115,17 @@ void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t
     });
     if (!make_default) return;
 
-    // Default: two vectors of output channels when there are that many, so each broadcast input
-    // feeds two FMAs (r50 3x3 56x56: 65 -> 144 GFLOP/s against one vector); the widest
-    // input-channel block up to 16; then the register tile that fills the accumulators best,
-    // counting the work that tiles overhanging the image redo.
+    // Default: two vectors of output channels unless that pads k further than one vector does,
+    // so each broadcast input feeds two FMAs (r50 3x3 56x56: 65 -> 144 GFLOP/s against one
+    // vector; mv2 1x1 k=24: 124 against 104, interleaved); the widest input-channel block up to
+    // 16; then the register tile that fills the accumulators best, counting the work that tiles
+    // overhanging the image redo.
+    const int64_t kg = s.k_per_group();
+    bool two_vectors =
+        ceil_div(kg, 2 * lanes) * 2 * lanes <= ceil_div(kg, lanes) * lanes || kg >= 4 * lanes;
     int64_t b = bk.back();
     for (int64_t v : bk)
-        if (v == 2 * lanes && s.k_per_group() >= 2 * lanes) b = v;
-    if (b != 2 * lanes)
-        for (int64_t v : bk)
-            if (v == lanes) b = v;
+        if (v == lanes || (v == 2 * lanes && two_vectors)) b = v;
     int64_t best_c = 1;
     for (int64_t v : bc)
         if (v <= 16) best_c = v;
@@ -224,7 +225,9 @@ HalidePipelines direct_conv2d_impl(const Workload& w, const Config& c, const Tar
     if (c.s("pad_at") == "root") {
         Var pci = f.padded.args()[0], px = f.padded.args()[1], py = f.padded.args()[2],
             pcb = f.padded.args()[3];
-        f.padded.compute_root().parallel(pcb);
+        // Rows and channel blocks fused: a 3-channel stem has one channel block.
+        Var pyc("pyc");
+        f.padded.compute_root().fuse(py, pcb, pyc).parallel(pyc);
         if (bc >= 4) {
             f.padded.vectorize(pci);
         } else {
@@ -394,8 +397,13 @@ static Conv2dAlgorithmRegistration im2col_registration({
     im2col_applies,
     add_im2col_knobs,
     im2col_conv2d,
-    // A 1x1 stride-1 layer is a GEMM on the NCHW input as it is: no copy, contiguous stores.
-    [](const Workload& w, const Target&) { return flat_gemm(ConvShape::of(w)) ? 12 : 5; },
+    // A 1x1 stride-1 layer is a GEMM on the NCHW input as it is, with no copy and contiguous
+    // stores; it beats direct only when the reduction is too short to hide the tile's stores
+    // (mv2 c=16 k=96 112x112: 131 against 121 GFLOP/s; c=1024 k=256 14x14: 151 against 221).
+    [](const Workload& w, const Target&) {
+        ConvShape s = ConvShape::of(w);
+        return flat_gemm(s) && s.c < 32 ? 12 : 5;
+    },
 });
 
 }  // namespace kiln

@@ -79,6 +79,18 @@ Halide::Expr apply_epilogue(const Epilogue& e, Halide::Expr v, const DepthwiseAl
     return v;
 }
 
+// Declares the buffer dense with exactly the tensor's shape. A kernel is compiled for one
+// workload, so every extent is a constant: per-strip copies then live on the stack instead of
+// one heap allocation per strip and channel, and index arithmetic folds.
+void fix_shape(Halide::OutputImageParam p, const TensorSpec& spec) {
+    int stride = 1;
+    for (size_t d = 0; d < spec.shape.size(); ++d) {
+        int extent = static_cast<int>(spec.shape[spec.shape.size() - 1 - d]);
+        p.dim(static_cast<int>(d)).set_bounds(0, extent).set_stride(stride);
+        stride *= extent;
+    }
+}
+
 }  // namespace
 
 DepthwiseAlgorithm depthwise_conv2d_algorithm(const Workload& w, DepthwiseLayout layout,
@@ -96,6 +108,12 @@ DepthwiseAlgorithm depthwise_conv2d_algorithm(const Workload& w, DepthwiseLayout
     a.weight = Halide::ImageParam(Halide::Float(32), 4, "weight");
     if (w.epilogue.bias) a.bias = Halide::ImageParam(Halide::Float(32), 1, "bias");
     if (w.epilogue.residual) a.residual = Halide::ImageParam(Halide::Float(32), 4, "residual");
+    const std::vector<TensorSpec> specs = w.inputs();
+    fix_shape(a.input, specs[0]);
+    fix_shape(a.weight, specs[1]);
+    size_t next = 2;
+    if (w.epilogue.bias) fix_shape(a.bias, specs[next++]);
+    if (w.epilogue.residual) fix_shape(a.residual, specs[next++]);
     a.taps = Halide::RDom(0, static_cast<int>(s.s), 0, static_cast<int>(s.r), "taps");
     const Halide::RVar rx = a.taps.x, ry = a.taps.y;
     const Halide::Var &x = a.x, &y = a.y, &k = a.k, &n = a.n, &c = a.c, &ci = a.ci, &ko = a.ko;
@@ -127,6 +145,7 @@ DepthwiseAlgorithm depthwise_conv2d_algorithm(const Workload& w, DepthwiseLayout
         a.acc(x, y, k, n) = 0.0f;
         a.acc(x, y, k, n) += a.padded(in_x(x), in_y(y), in_channel(k), n) * a.weight(rx, ry, 0, k);
         a.output(x, y, k, n) = apply_epilogue(w.epilogue, a.acc(x, y, k, n), a);
+        fix_shape(a.output.output_buffer(), w.output());
         return a;
     }
 
@@ -147,6 +166,8 @@ DepthwiseAlgorithm depthwise_conv2d_algorithm(const Workload& w, DepthwiseLayout
     a.acc(ci, x, y, ko, n) +=
         a.blocked(ci, in_x(x), in_y(y), ko, n) * a.packed_weight(ci, rx, ry, ko);
     a.output(x, y, k, n) = apply_epilogue(w.epilogue, a.acc(k % cb, x, y, k / cb, n), a);
+    fix_shape(a.output.output_buffer(), w.output());
+    fix_shape(a.packed_weight, {"packed", {blocks, s.r, s.s, cb}, w.dtype});
     return a;
 }
 

@@ -144,10 +144,39 @@ TEST(DepthwiseConv2d, SpaceRejectsWithReasons) {
     EXPECT_EQ(nsp.find("layout")->domain.size(), 1u);
     EXPECT_EQ(nsp.default_config.s("layout"), "nchwc");
     // No padding: the copy's placement does not matter for nchw_x, so the knob is inactive.
-    Workload unpadded = Workload::from_shape("depthwise_conv2d", "c=8,h=16,w=16,k=8,r=3,s=3");
+    Workload unpadded = Workload::from_shape("depthwise_conv2d", "c=8,h=16,w=40,k=8,r=3,s=3");
     ScheduleSpace usp = find_space(w.op).space(unpadded, t);
     EXPECT_EQ(usp.default_config.s("layout"), "nchw_x");
     EXPECT_FALSE(usp.default_config.has("pad_at"));
+}
+
+// The defaults for the MobileNetV2 layers are decisions: pin them per target, so a change to the
+// hand rules shows up here.
+TEST(DepthwiseConv2d, DefaultsPinnedForMobileNetV2) {
+    Target avx512 = parse_target("x86-64-linux-avx512");
+    auto default_of = [](const std::string& shape, const Target& t) {
+        Workload w = Workload::from_shape("depthwise_conv2d", shape);
+        return find_space(w.op).space(w, t).default_config.to_string();
+    };
+    EXPECT_EQ(default_of("c=32,h=112,w=112,k=32,r=3,s=3,pad=1", avx512),
+              R"({"grain":1,"layout":"nchw_x","pad_at":"strip","parallel":"channels","rows":16,)"
+              R"("tile_h":8,"unroll_taps":1,"vector":16,"x_vectors":1})");
+    EXPECT_EQ(default_of("c=96,h=112,w=112,k=96,r=3,s=3,stride=2,pad=1", avx512),
+              R"({"grain":1,"layout":"nchw_x","pad_at":"strip","parallel":"channels","rows":8,)"
+              R"("tile_h":8,"unroll_taps":1,"vector":16,"x_vectors":1})");
+    EXPECT_EQ(default_of("c=384,h=14,w=14,k=384,r=3,s=3,pad=1", avx512),
+              R"({"channel_block":16,"grain":1,"layout":"nchwc","pad_at":"strip",)"
+              R"("parallel":"channels","rows":14,"tile_h":2,"unroll_taps":1,"vector":16,)"
+              R"("x_pixels":2})");
+    // AVX2 blocks for 8 lanes and 16 registers; every default stays valid there too.
+    Target avx2 = parse_target("x86-64-linux-avx2");
+    for (const char* shape : {"c=32,h=112,w=112,k=32,r=3,s=3,pad=1",
+                              "c=384,h=14,w=14,k=384,r=3,s=3,pad=1", "c=3,h=5,w=2,k=6,r=2,s=2"}) {
+        Workload w = Workload::from_shape("depthwise_conv2d", shape);
+        ScheduleSpace sp = find_space(w.op).space(w, avx2);
+        EXPECT_FALSE(sp.check(sp.default_config)) << shape;
+        EXPECT_EQ(sp.default_config.i("vector"), 8) << shape;
+    }
 }
 
 // Small analogues of the MobileNetV2 depthwise layers (same strides, pads, kernel; fewer

@@ -142,8 +142,24 @@ DepthwiseAlgorithm depthwise_conv2d_algorithm(const Workload& w, DepthwiseLayout
     a.acc = Func("acc");
     a.output = Func("output");
     if (layout == DepthwiseLayout::nchw) {
+        const int sw = static_cast<int>(s.stride_w), dw = static_cast<int>(s.dil_w);
         a.acc(x, y, k, n) = 0.0f;
-        a.acc(x, y, k, n) += a.padded(in_x(x), in_y(y), in_channel(k), n) * a.weight(rx, ry, 0, k);
+        if (sw == 1) {
+            a.acc(x, y, k, n) +=
+                a.padded(in_x(x), in_y(y), in_channel(k), n) * a.weight(rx, ry, 0, k);
+            if (a.has_padding) a.copy = a.padded;
+        } else {
+            // Strided columns split by phase, so that the taps load dense vectors. Halide 14
+            // mis-aligns strided vector loads from its own allocations (vmovaps faults on
+            // n2c14h12w68/k14r4s5/st1x2p0x0x1x2d3); from the phased copy every load is dense.
+            Halide::Var p("p");
+            a.phased = Func("phased");
+            a.phased(x, p, y, c, n) = a.padded(x * sw + p, y, c, n);
+            a.acc(x, y, k, n) +=
+                a.phased(x + (rx * dw) / sw, (rx * dw) % sw, in_y(y), in_channel(k), n) *
+                a.weight(rx, ry, 0, k);
+            a.copy = a.phased;
+        }
         a.output(x, y, k, n) = apply_epilogue(w.epilogue, a.acc(x, y, k, n), a);
         fix_shape(a.output.output_buffer(), w.output());
         return a;
@@ -157,6 +173,7 @@ DepthwiseAlgorithm depthwise_conv2d_algorithm(const Workload& w, DepthwiseLayout
     Expr channel = Halide::min(ko * cb + ci, last);
     a.blocked = Func("blocked");
     a.blocked(ci, x, y, ko, n) = a.padded(x, y, in_channel(channel), n);
+    a.copy = a.blocked;
     a.pack = Func("pack");
     Halide::Var px("px"), py("py");
     a.pack(ci, px, py, ko) = a.weight(px, py, 0, channel);

@@ -34,11 +34,17 @@ struct DepthwiseAlgorithm {
 
     // Zero-padded input (x, y, c, n); the identity of `input` when there is no padding.
     Halide::Func padded;
+    // nchw with a width stride sw > 1: the padded input by column phase,
+    // (x, p, y, c, n) = padded(x * sw + p, y, c, n), so the taps read dense vectors.
+    Halide::Func phased;
     // nchwc: the input by output channel, blocked: (ci, x, y, ko, n) = padded(x, y, channel).
     Halide::Func blocked;
     // nchwc: weight packing (ci, rx, ry, ko), realized into `packed_extents` by the pack pipeline.
     Halide::Func pack;
     std::vector<int> packed_extents;
+    // The copy a schedule places (padded, phased or blocked); undefined when the accumulator
+    // reads the input directly (nchw, no padding, stride 1).
+    Halide::Func copy;
     // The sum over taps: nchw (x, y, k, n); nchwc (ci, x, y, ko, n). Pure step zero, one update.
     Halide::Func acc;
     // NCHW output (x, y, k, n) with the epilogue applied.

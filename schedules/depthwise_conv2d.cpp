@@ -136,7 +136,7 @@ void place_copy(Halide::Func f, const Config& c, const OutputLoops& loops, Halid
     f.vectorize(args[0], vector, TailStrategy::RoundUp);
 }
 
-void schedule_nchw_x(DepthwiseAlgorithm& a, const ConvShape& s, const Config& c) {
+void schedule_nchw_x(DepthwiseAlgorithm& a, const Config& c) {
     const int vector = static_cast<int>(c.i("vector"));
     const int tx = static_cast<int>(c.i("x_vectors"));
     const int th = static_cast<int>(c.i("tile_h"));
@@ -160,10 +160,10 @@ void schedule_nchw_x(DepthwiseAlgorithm& a, const ConvShape& s, const Config& c)
     update.reorder(a.x, a.y, a.taps.x, a.taps.y).vectorize(a.x, vector).unroll(a.x).unroll(a.y);
     if (c.i("unroll_taps")) update.unroll(a.taps.x).unroll(a.taps.y);
 
-    if (a.has_padding) place_copy(a.padded, c, loops, out, vector);
+    if (a.copy.defined()) place_copy(a.copy, c, loops, out, vector);
 }
 
-void schedule_nchwc(DepthwiseAlgorithm& a, const ConvShape& s, const Config& c) {
+void schedule_nchwc(DepthwiseAlgorithm& a, const Config& c) {
     const int vector = static_cast<int>(c.i("vector"));
     const int cb = a.channel_block;
     const int px = static_cast<int>(c.i("x_pixels"));
@@ -194,7 +194,7 @@ void schedule_nchwc(DepthwiseAlgorithm& a, const ConvShape& s, const Config& c) 
         .unroll(a.y);
     if (c.i("unroll_taps")) update.unroll(a.taps.x).unroll(a.taps.y);
 
-    place_copy(a.blocked, c, loops, out, vector);
+    place_copy(a.copy, c, loops, out, vector);
     a.pack.compute_root();
 }
 
@@ -205,6 +205,8 @@ class DepthwiseSpace final : public SpaceDef {
     ScheduleSpace space(const Workload& w, const Target& t) const override {
         const ConvShape s = ConvShape::of(w);
         const bool padding = s.pad_t || s.pad_l || s.pad_b || s.pad_r;
+        // nchw_x copies the input when it pads it or splits strided columns by phase.
+        const bool copied = padding || s.stride_w > 1;
         const int registers = t.vector_registers();
         const std::vector<int64_t> vectors = vector_widths(t);
         const int64_t narrowest = vectors.back();
@@ -249,9 +251,10 @@ class DepthwiseSpace final : public SpaceDef {
         sp.knobs.push_back(
             {"pad_at",
              "where the padded (nchw_x) or channel-blocked (nchwc) input copy is computed: "
-             "once at root, per channel, or per strip of output rows",
+             "once at root, per channel, per strip of output rows, or row tile by row tile "
+             "into a buffer kept for the strip (tile_rows: no halo rows copied twice)",
              name_domain({"root", "channel", "strip", "tile_rows"}),
-             [padding](const Config& c) { return padding || !is_nchw_x(c); }});
+             [copied](const Config& c) { return copied || !is_nchw_x(c); }});
         sp.knobs.push_back({"parallel",
                             "parallel loop: channels (strips inside a task) or strips of "
                             "every channel",
@@ -299,7 +302,7 @@ class DepthwiseSpace final : public SpaceDef {
                    "per-channel level";
         });
 
-        sp.default_config = default_config(s, t, layouts, padding, vectors);
+        sp.default_config = default_config(s, t, layouts, copied, vectors);
         if (auto why = sp.check(sp.default_config))
             throw Error("config", "default config of " + w.key() + " is invalid: " + *why);
         return sp;
@@ -307,15 +310,14 @@ class DepthwiseSpace final : public SpaceDef {
 
     std::unique_ptr<Kernel> compile(const Workload& w, const Config& c,
                                     const Target& t) const override {
-        const ConvShape s = ConvShape::of(w);
         const bool x_layout = is_nchw_x(c);
         DepthwiseAlgorithm a =
             depthwise_conv2d_algorithm(w, x_layout ? DepthwiseLayout::nchw : DepthwiseLayout::nchwc,
                                        x_layout ? 1 : static_cast<int>(c.i("channel_block")));
         if (x_layout)
-            schedule_nchw_x(a, s, c);
+            schedule_nchw_x(a, c);
         else
-            schedule_nchwc(a, s, c);
+            schedule_nchwc(a, c);
 
         HalidePipelines p;
         p.main = Halide::Pipeline(a.output);
@@ -338,7 +340,7 @@ class DepthwiseSpace final : public SpaceDef {
     // Hand rules measured on the MobileNetV2 depthwise layers (Zen 4, AVX-512, 2 threads); the
     // tuner improves on them per workload.
     static Config default_config(const ConvShape& s, const Target& t,
-                                 const std::vector<std::string>& layouts, bool padding,
+                                 const std::vector<std::string>& layouts, bool copied,
                                  const std::vector<int64_t>& vectors) {
         Config c;
         const int64_t lanes = vectors.front();
@@ -358,7 +360,7 @@ class DepthwiseSpace final : public SpaceDef {
                     tile_h = h;
                     break;
                 }
-            if (padding) c.set("pad_at", std::string("strip"));
+            if (copied) c.set("pad_at", std::string("strip"));
         } else {
             // Narrow layers vectorize over channels: mv2_dw_14 runs at 60 GFLOP/s in nchwc
             // against 39 with half-width vectors along its 14 columns.

@@ -1,0 +1,191 @@
+// kiln/generators/depthwise_conv2d.cpp — depthwise_conv2d: definition, FLOP count, algorithm.
+//
+// One filter per output channel; output channel k reads input channel k / (k_total / c), so a
+// channel multiplier above 1 is allowed. The scalar reference is conv2d's (generators/conv2d.h),
+// which reads a workload without `groups` as groups = c. Start with DepthwiseDef::check() for
+// what a valid workload is, then depthwise_conv2d_algorithm() for the Halide Funcs that
+// schedules/depthwise_conv2d.cpp schedules.
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/op.h"
+#include "generators/conv2d.h"
+#include "generators/depthwise_conv2d_algorithm.h"
+
+namespace kiln {
+namespace {
+
+class DepthwiseDef final : public OpDef {
+  public:
+    std::string name() const override { return "depthwise_conv2d"; }
+    std::string summary() const override {
+        return "depthwise 2-D convolution, NCHW, one filter per output channel (k a multiple "
+               "of c), with stride, padding and dilation";
+    }
+    std::string example() const override { return "c=32,h=112,w=112,k=32,r=3,s=3,pad=1"; }
+    const std::vector<ParamSpec>& params() const override {
+        static const std::vector<ParamSpec> p = {
+            {"n", "n", 0, 1, 1, 1, "batch"},
+            {"c", "c", 0, 1, -1, 1, "input channels"},
+            {"h", "h", 0, 1, -1, 1, "input height"},
+            {"w", "w", 0, 1, -1, 1, "input width"},
+            {"k", "k", 1, 1, -1, 1, "output channels, a multiple of c"},
+            {"r", "r", 1, 1, -1, 1, "kernel height"},
+            {"s", "s", 1, 1, -1, 1, "kernel width"},
+            {"stride", "st", 2, 2, 1, 1, "stride (h, w)"},
+            {"pad", "p", 2, 4, 0, 0, "padding (top, left, bottom, right)"},
+            {"dilation", "d", 2, 2, 1, 1, "dilation (h, w)"},
+        };
+        return p;
+    }
+    void check(const Workload& w) const override {
+        ConvShape s = ConvShape::of(w);
+        if (s.k % s.c != 0)
+            throw Error("k", "output channels k=" + std::to_string(s.k) +
+                                 " must be a multiple of the input channels c=" +
+                                 std::to_string(s.c) + " (the channel multiplier is k / c)");
+        if (s.h + s.pad_t + s.pad_b < s.dil_h * (s.r - 1) + 1)
+            throw Error("r", "kernel height (with dilation) exceeds the padded input height");
+        if (s.w + s.pad_l + s.pad_r < s.dil_w * (s.s - 1) + 1)
+            throw Error("s", "kernel width (with dilation) exceeds the padded input width");
+    }
+    std::vector<TensorSpec> operands(const Workload& w) const override {
+        ConvShape s = ConvShape::of(w);
+        return {{"input", {s.n, s.c, s.h, s.w}, w.dtype}, {"weight", {s.k, 1, s.r, s.s}, w.dtype}};
+    }
+    TensorSpec output(const Workload& w) const override {
+        ConvShape s = ConvShape::of(w);
+        return {"output", {s.n, s.k, s.oh, s.ow}, w.dtype};
+    }
+    double flops(const Workload& w) const override {
+        ConvShape s = ConvShape::of(w);
+        return 2.0 * s.n * s.k * s.oh * s.ow * s.r * s.s;
+    }
+    void reference(const Workload& w, const std::vector<const float*>& in,
+                   float* out) const override {
+        conv2d_reference(w, in, out);
+    }
+};
+
+KILN_REGISTER_OP(DepthwiseDef);
+
+// The epilogue on one accumulator value, in Epilogue::apply's order.
+Halide::Expr apply_epilogue(const Epilogue& e, Halide::Expr v, const DepthwiseAlgorithm& a) {
+    if (e.bias) v += a.bias(a.k);
+    if (e.residual) v += a.residual(a.x, a.y, a.k, a.n);
+    if (e.activation == Activation::relu) v = Halide::max(v, 0.0f);
+    if (e.activation == Activation::clip) v = Halide::clamp(v, e.clip_min, e.clip_max);
+    return v;
+}
+
+// Declares the buffer dense with exactly the tensor's shape. A kernel is compiled for one
+// workload, so every extent is a constant: per-strip copies then live on the stack instead of
+// one heap allocation per strip and channel, and index arithmetic folds.
+void fix_shape(Halide::OutputImageParam p, const TensorSpec& spec) {
+    int stride = 1;
+    for (size_t d = 0; d < spec.shape.size(); ++d) {
+        int extent = static_cast<int>(spec.shape[spec.shape.size() - 1 - d]);
+        p.dim(static_cast<int>(d)).set_bounds(0, extent).set_stride(stride);
+        stride *= extent;
+    }
+}
+
+}  // namespace
+
+DepthwiseAlgorithm depthwise_conv2d_algorithm(const Workload& w, DepthwiseLayout layout,
+                                              int channel_block) {
+    using Halide::Expr;
+    using Halide::Func;
+    const ConvShape s = ConvShape::of(w);
+    const int multiplier = static_cast<int>(s.k / s.c);
+
+    DepthwiseAlgorithm a;
+    a.layout = layout;
+    a.channel_block = layout == DepthwiseLayout::nchwc ? channel_block : 1;
+    a.has_padding = s.pad_t || s.pad_l || s.pad_b || s.pad_r;
+    a.input = Halide::ImageParam(Halide::Float(32), 4, "input");
+    a.weight = Halide::ImageParam(Halide::Float(32), 4, "weight");
+    if (w.epilogue.bias) a.bias = Halide::ImageParam(Halide::Float(32), 1, "bias");
+    if (w.epilogue.residual) a.residual = Halide::ImageParam(Halide::Float(32), 4, "residual");
+    const std::vector<TensorSpec> specs = w.inputs();
+    fix_shape(a.input, specs[0]);
+    fix_shape(a.weight, specs[1]);
+    size_t next = 2;
+    if (w.epilogue.bias) fix_shape(a.bias, specs[next++]);
+    if (w.epilogue.residual) fix_shape(a.residual, specs[next++]);
+    a.taps = Halide::RDom(0, static_cast<int>(s.s), 0, static_cast<int>(s.r), "taps");
+    const Halide::RVar rx = a.taps.x, ry = a.taps.y;
+    const Halide::Var &x = a.x, &y = a.y, &k = a.k, &n = a.n, &c = a.c, &ci = a.ci, &ko = a.ko;
+
+    // A padded copy keeps the select out of the inner loop: a schedule computes it per strip.
+    a.padded = Func("padded");
+    if (a.has_padding) {
+        Func bounded = Halide::BoundaryConditions::constant_exterior(
+            a.input, 0.0f, {{0, static_cast<int>(s.w)}, {0, static_cast<int>(s.h)}});
+        a.padded(x, y, c, n) =
+            bounded(x - static_cast<int>(s.pad_l), y - static_cast<int>(s.pad_t), c, n);
+    } else {
+        a.padded(x, y, c, n) = a.input(x, y, c, n);
+    }
+    // Input coordinates of output (ox, oy) at tap (rx, ry), in padded coordinates.
+    auto in_x = [&](Expr ox) {
+        return ox * static_cast<int>(s.stride_w) + rx * static_cast<int>(s.dil_w);
+    };
+    auto in_y = [&](Expr oy) {
+        return oy * static_cast<int>(s.stride_h) + ry * static_cast<int>(s.dil_h);
+    };
+    auto in_channel = [&](Expr out_channel) {
+        return multiplier == 1 ? out_channel : out_channel / multiplier;
+    };
+
+    a.acc = Func("acc");
+    a.output = Func("output");
+    if (layout == DepthwiseLayout::nchw) {
+        const int sw = static_cast<int>(s.stride_w), dw = static_cast<int>(s.dil_w);
+        a.acc(x, y, k, n) = 0.0f;
+        if (sw == 1) {
+            a.acc(x, y, k, n) +=
+                a.padded(in_x(x), in_y(y), in_channel(k), n) * a.weight(rx, ry, 0, k);
+            if (a.has_padding) a.copy = a.padded;
+        } else {
+            // Strided columns split by phase, so that the taps load dense vectors. Halide 14
+            // mis-aligns strided vector loads from its own allocations (vmovaps faults on
+            // n2c14h12w68/k14r4s5/st1x2p0x0x1x2d3); from the phased copy every load is dense.
+            Halide::Var p("p");
+            a.phased = Func("phased");
+            a.phased(x, p, y, c, n) = a.padded(x * sw + p, y, c, n);
+            a.acc(x, y, k, n) +=
+                a.phased(x + (rx * dw) / sw, (rx * dw) % sw, in_y(y), in_channel(k), n) *
+                a.weight(rx, ry, 0, k);
+            a.copy = a.phased;
+        }
+        a.output(x, y, k, n) = apply_epilogue(w.epilogue, a.acc(x, y, k, n), a);
+        fix_shape(a.output.output_buffer(), w.output());
+        return a;
+    }
+
+    // nchwc: channels past k (the last block's tail) read the last channel; their results are
+    // never stored, and clamping keeps every load inside the boundary tensors.
+    const int cb = a.channel_block;
+    const int blocks = static_cast<int>((s.k + cb - 1) / cb);
+    const int last = static_cast<int>(s.k - 1);
+    Expr channel = Halide::min(ko * cb + ci, last);
+    a.blocked = Func("blocked");
+    a.blocked(ci, x, y, ko, n) = a.padded(x, y, in_channel(channel), n);
+    a.copy = a.blocked;
+    a.pack = Func("pack");
+    Halide::Var px("px"), py("py");
+    a.pack(ci, px, py, ko) = a.weight(px, py, 0, channel);
+    a.packed_extents = {cb, static_cast<int>(s.s), static_cast<int>(s.r), blocks};
+    a.packed_weight = Halide::ImageParam(Halide::Float(32), 4, "packed_weight");
+    a.acc(ci, x, y, ko, n) = 0.0f;
+    a.acc(ci, x, y, ko, n) +=
+        a.blocked(ci, in_x(x), in_y(y), ko, n) * a.packed_weight(ci, rx, ry, ko);
+    a.output(x, y, k, n) = apply_epilogue(w.epilogue, a.acc(k % cb, x, y, k / cb, n), a);
+    fix_shape(a.output.output_buffer(), w.output());
+    fix_shape(a.packed_weight, {"packed", {blocks, s.r, s.s, cb}, w.dtype});
+    return a;
+}
+
+}  // namespace kiln

@@ -97,6 +97,8 @@ void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t
                         "outer = the outermost tile loop; outer2 = the two outermost, "
                         "fused",
                         name_domain({"outer", "outer2"}), is_direct});
+    sp.knobs.push_back(
+        {"grain", "outer tile iterations per parallel task", int_domain({1, 2, 4, 8}), is_direct});
     sp.knobs.push_back({"pad_at",
                         "root: pad and block the input once; inline: read the input with "
                         "bounds checks in the inner loop",
@@ -154,6 +156,7 @@ void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t
     d.set("unroll", int64_t{1});
     d.set("loop_order", std::string("x_y_k"));
     d.set("parallel", std::string("outer2"));
+    d.set("grain", int64_t{1});
     bool padded = s.pad_t || s.pad_l || s.pad_b || s.pad_r;
     d.set("pad_at", std::string(padded || best_c > 1 ? "root" : "inline"));
 }
@@ -180,10 +183,12 @@ HalidePipelines direct_conv2d_impl(const Workload& w, const Config& c, const Tar
     f.output.reorder(xi, kk, yi, outer[0], outer[1], outer[2], n);
     if (tx > 1) f.output.vectorize(xi);
     f.output.unroll(kk).unroll(yi);
+    const int grain = int(c.i("grain"));
     if (c.s("parallel") == "outer2") {
-        f.output.fuse(outer[1].var, outer[2].var, par).parallel(par);
+        f.output.fuse(outer[1].var, outer[2].var, par)
+            .parallel(par, grain, TailStrategy::GuardWithIf);
     } else {
-        f.output.parallel(outer[2].var);
+        f.output.parallel(outer[2].var, grain, TailStrategy::GuardWithIf);
     }
 
     // The accumulator tile lives in registers: computed per innermost outer loop iteration,
@@ -285,6 +290,8 @@ void add_im2col_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t
         {"gemm_loop_order", "tile loops, innermost first", name_domain({"p_k", "k_p"}), is_im2col});
     sp.knobs.push_back(
         {"gemm_unroll", "unroll factor of the reduction loop", int_domain({1, 2, 4}), is_im2col});
+    sp.knobs.push_back({"gemm_grain", "outer tile iterations per parallel task",
+                        int_domain({1, 2, 4, 8}), is_im2col});
     sp.knobs.push_back({"gemm_col_at",
                         flat ? "inline: the input is the col matrix; root: copy it first"
                              : "root: build the col matrix once; inline: gather in the inner loop",
@@ -311,6 +318,7 @@ void add_im2col_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t
     d.set("gemm_tile_k", std::min<int64_t>(s.k, budget / std::max<int64_t>(p, 1)));
     d.set("gemm_loop_order", std::string("p_k"));
     d.set("gemm_unroll", int64_t{1});
+    d.set("gemm_grain", int64_t{1});
     d.set("gemm_col_at", std::string(flat ? "inline" : "root"));
 }
 
@@ -331,7 +339,7 @@ HalidePipelines im2col_conv2d_impl(const Workload& w, const Config& c, const Tar
         .vectorize(pv)
         .unroll(pu)
         .unroll(ki)
-        .parallel(outer);
+        .parallel(outer, int(c.i("gemm_grain")), TailStrategy::GuardWithIf);
 
     Var gp = f.conv.args()[0], gk = f.conv.args()[1];
     Var gpo("gpo"), gpi("gpi");

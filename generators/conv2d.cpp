@@ -35,15 +35,31 @@ ConvShape ConvShape::of(const Workload& w) {
     return s;
 }
 
-namespace {
+std::vector<ParamSpec> conv_params(bool with_groups, const std::string& k_help) {
+    std::vector<ParamSpec> p = {
+        {"n", "n", 0, 1, 1, 1, "batch"},
+        {"c", "c", 0, 1, -1, 1, "input channels"},
+        {"h", "h", 0, 1, -1, 1, "input height"},
+        {"w", "w", 0, 1, -1, 1, "input width"},
+        {"k", "k", 1, 1, -1, 1, k_help},
+        {"r", "r", 1, 1, -1, 1, "kernel height"},
+        {"s", "s", 1, 1, -1, 1, "kernel width"},
+        {"stride", "st", 2, 2, 1, 1, "stride (h, w)"},
+        {"pad", "p", 2, 4, 0, 0, "padding (top, left, bottom, right)"},
+        {"dilation", "d", 2, 2, 1, 1, "dilation (h, w)"},
+    };
+    if (with_groups) p.push_back({"groups", "g", 2, 1, 1, 1, "groups"});
+    return p;
+}
 
-// Shared by conv2d and the reference: output-size checks name the parameter that breaks them.
-void check_output_size(const ConvShape& s) {
+void check_conv_window(const ConvShape& s) {
     if (s.h + s.pad_t + s.pad_b < s.dil_h * (s.r - 1) + 1)
         throw Error("r", "kernel height (with dilation) exceeds the padded input height");
     if (s.w + s.pad_l + s.pad_r < s.dil_w * (s.s - 1) + 1)
         throw Error("s", "kernel width (with dilation) exceeds the padded input width");
 }
+
+namespace {
 
 class Conv2dDef final : public OpDef {
   public:
@@ -53,19 +69,7 @@ class Conv2dDef final : public OpDef {
     }
     std::string example() const override { return "c=64,h=56,w=56,k=64,r=3,s=3,pad=1"; }
     const std::vector<ParamSpec>& params() const override {
-        static const std::vector<ParamSpec> p = {
-            {"n", "n", 0, 1, 1, 1, "batch"},
-            {"c", "c", 0, 1, -1, 1, "input channels"},
-            {"h", "h", 0, 1, -1, 1, "input height"},
-            {"w", "w", 0, 1, -1, 1, "input width"},
-            {"k", "k", 1, 1, -1, 1, "output channels"},
-            {"r", "r", 1, 1, -1, 1, "kernel height"},
-            {"s", "s", 1, 1, -1, 1, "kernel width"},
-            {"stride", "st", 2, 2, 1, 1, "stride (h, w)"},
-            {"pad", "p", 2, 4, 0, 0, "padding (top, left, bottom, right)"},
-            {"dilation", "d", 2, 2, 1, 1, "dilation (h, w)"},
-            {"groups", "g", 2, 1, 1, 1, "groups"},
-        };
+        static const std::vector<ParamSpec> p = conv_params(true, "output channels");
         return p;
     }
     void check(const Workload& w) const override {
@@ -76,7 +80,7 @@ class Conv2dDef final : public OpDef {
         if (s.k % s.groups != 0)
             throw Error("groups", "output channels k=" + std::to_string(s.k) +
                                       " are not divisible by groups=" + std::to_string(s.groups));
-        check_output_size(s);
+        check_conv_window(s);
     }
     std::vector<TensorSpec> operands(const Workload& w) const override {
         ConvShape s = ConvShape::of(w);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/op.h"
 #include "core/workload.h"
 
 namespace kiln {
@@ -21,6 +22,12 @@ struct ConvShape {
     int64_t c_per_group() const { return c / groups; }
     int64_t k_per_group() const { return k / groups; }
 };
+
+// The parameters of conv2d (with groups) and depthwise_conv2d (without: groups = c), shared so
+// that their keys read alike. `k_help` describes the output channels.
+std::vector<ParamSpec> conv_params(bool with_groups, const std::string& k_help);
+// The (dilated) kernel must fit in the padded input; the error names r or s.
+void check_conv_window(const ConvShape& s);
 
 // The scalar reference for conv2d and depthwise_conv2d (double accumulation, epilogue applied).
 void conv2d_reference(const Workload& w, const std::vector<const float*>& inputs, float* output);

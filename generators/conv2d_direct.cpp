@@ -6,14 +6,6 @@ namespace kiln {
 
 using namespace Halide;
 
-Expr apply_epilogue(const Epilogue& e, Expr acc, Expr bias_value, Expr residual_value) {
-    if (e.bias) acc = acc + bias_value;
-    if (e.residual) acc = acc + residual_value;
-    if (e.activation == Activation::relu) acc = max(acc, 0.0f);
-    if (e.activation == Activation::clip) acc = clamp(acc, e.clip_min, e.clip_max);
-    return acc;
-}
-
 namespace {
 
 Conv2dFuncs params() {

@@ -13,6 +13,7 @@
 
 #include "Halide.h"
 #include "generators/conv2d.h"
+#include "generators/epilogue.h"
 
 namespace kiln {
 
@@ -30,9 +31,5 @@ Conv2dFuncs define_direct_conv2d(const Workload& w, int block_k, int block_c);
 // block_k: output channels per packed block. `flat_input`: the input is seen as (h*w, c, n)
 // (only for 1x1, stride 1, no padding).
 Conv2dFuncs define_im2col_conv2d(const Workload& w, int block_k, bool flat_input);
-
-// The fused epilogue on an accumulator value, as Halide expressions.
-Halide::Expr apply_epilogue(const Epilogue& e, Halide::Expr acc, Halide::Expr bias_value,
-                            Halide::Expr residual_value);
 
 }  // namespace kiln

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "generators/conv2d.h"
+#include "generators/epilogue.h"
 
 namespace kiln {
 
@@ -202,12 +203,9 @@ WinogradFuncs winograd_conv2d_funcs(const Workload& w, const WinogradLayout& lay
         f.y_tile(ki, ko, i, j, p, n) = apply_rows(tr.at, j, rows);
     }
     Expr value = f.y_tile(k % kb, k / kb, x % m, y % m, x / m + f.tiles_w * (y / m), n);
-    if (w.epilogue.bias) value = value + f.bias(k);
-    if (w.epilogue.residual) value = value + f.residual(x, y, k, n);
-    if (w.epilogue.activation == Activation::relu) value = Halide::max(value, 0.0f);
-    if (w.epilogue.activation == Activation::clip)
-        value = clamp(value, w.epilogue.clip_min, w.epilogue.clip_max);
-    f.output(x, y, k, n) = value;
+    Expr bias_value = w.epilogue.bias ? f.bias(k) : Expr();
+    Expr residual_value = w.epilogue.residual ? f.residual(x, y, k, n) : Expr();
+    f.output(x, y, k, n) = apply_epilogue(w.epilogue, value, bias_value, residual_value);
 
     const int batch = static_cast<int>(s.n), oh = static_cast<int>(s.oh),
               ow = static_cast<int>(s.ow);

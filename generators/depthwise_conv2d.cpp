@@ -12,6 +12,7 @@
 #include "core/op.h"
 #include "generators/conv2d.h"
 #include "generators/depthwise_conv2d_algorithm.h"
+#include "generators/epilogue.h"
 
 namespace kiln {
 namespace {
@@ -25,18 +26,8 @@ class DepthwiseDef final : public OpDef {
     }
     std::string example() const override { return "c=32,h=112,w=112,k=32,r=3,s=3,pad=1"; }
     const std::vector<ParamSpec>& params() const override {
-        static const std::vector<ParamSpec> p = {
-            {"n", "n", 0, 1, 1, 1, "batch"},
-            {"c", "c", 0, 1, -1, 1, "input channels"},
-            {"h", "h", 0, 1, -1, 1, "input height"},
-            {"w", "w", 0, 1, -1, 1, "input width"},
-            {"k", "k", 1, 1, -1, 1, "output channels, a multiple of c"},
-            {"r", "r", 1, 1, -1, 1, "kernel height"},
-            {"s", "s", 1, 1, -1, 1, "kernel width"},
-            {"stride", "st", 2, 2, 1, 1, "stride (h, w)"},
-            {"pad", "p", 2, 4, 0, 0, "padding (top, left, bottom, right)"},
-            {"dilation", "d", 2, 2, 1, 1, "dilation (h, w)"},
-        };
+        static const std::vector<ParamSpec> p =
+            conv_params(false, "output channels, a multiple of c");
         return p;
     }
     void check(const Workload& w) const override {
@@ -45,10 +36,7 @@ class DepthwiseDef final : public OpDef {
             throw Error("k", "output channels k=" + std::to_string(s.k) +
                                  " must be a multiple of the input channels c=" +
                                  std::to_string(s.c) + " (the channel multiplier is k / c)");
-        if (s.h + s.pad_t + s.pad_b < s.dil_h * (s.r - 1) + 1)
-            throw Error("r", "kernel height (with dilation) exceeds the padded input height");
-        if (s.w + s.pad_l + s.pad_r < s.dil_w * (s.s - 1) + 1)
-            throw Error("s", "kernel width (with dilation) exceeds the padded input width");
+        check_conv_window(s);
     }
     std::vector<TensorSpec> operands(const Workload& w) const override {
         ConvShape s = ConvShape::of(w);
@@ -70,15 +58,6 @@ class DepthwiseDef final : public OpDef {
 
 KILN_REGISTER_OP(DepthwiseDef);
 
-// The epilogue on one accumulator value, in Epilogue::apply's order.
-Halide::Expr apply_epilogue(const Epilogue& e, Halide::Expr v, const DepthwiseAlgorithm& a) {
-    if (e.bias) v += a.bias(a.k);
-    if (e.residual) v += a.residual(a.x, a.y, a.k, a.n);
-    if (e.activation == Activation::relu) v = Halide::max(v, 0.0f);
-    if (e.activation == Activation::clip) v = Halide::clamp(v, e.clip_min, e.clip_max);
-    return v;
-}
-
 // Declares the buffer dense with exactly the tensor's shape. A kernel is compiled for one
 // workload, so every extent is a constant: per-strip copies then live on the stack instead of
 // one heap allocation per strip and channel, and index arithmetic folds.
@@ -89,6 +68,17 @@ void fix_shape(Halide::OutputImageParam p, const TensorSpec& spec) {
         p.dim(static_cast<int>(d)).set_bounds(0, extent).set_stride(stride);
         stride *= extent;
     }
+}
+
+}  // namespace
+
+namespace {
+
+// The epilogue at output (a.x, a.y, a.k, a.n); bias and residual exist only when it uses them.
+Halide::Expr epilogue(const Workload& w, const DepthwiseAlgorithm& a, Halide::Expr acc) {
+    Halide::Expr bias = w.epilogue.bias ? a.bias(a.k) : Halide::Expr();
+    Halide::Expr residual = w.epilogue.residual ? a.residual(a.x, a.y, a.k, a.n) : Halide::Expr();
+    return apply_epilogue(w.epilogue, acc, bias, residual);
 }
 
 }  // namespace
@@ -160,7 +150,7 @@ DepthwiseAlgorithm depthwise_conv2d_algorithm(const Workload& w, DepthwiseLayout
                 a.weight(rx, ry, 0, k);
             a.copy = a.phased;
         }
-        a.output(x, y, k, n) = apply_epilogue(w.epilogue, a.acc(x, y, k, n), a);
+        a.output(x, y, k, n) = epilogue(w, a, a.acc(x, y, k, n));
         fix_shape(a.output.output_buffer(), w.output());
         return a;
     }
@@ -182,7 +172,7 @@ DepthwiseAlgorithm depthwise_conv2d_algorithm(const Workload& w, DepthwiseLayout
     a.acc(ci, x, y, ko, n) = 0.0f;
     a.acc(ci, x, y, ko, n) +=
         a.blocked(ci, in_x(x), in_y(y), ko, n) * a.packed_weight(ci, rx, ry, ko);
-    a.output(x, y, k, n) = apply_epilogue(w.epilogue, a.acc(k % cb, x, y, k / cb, n), a);
+    a.output(x, y, k, n) = epilogue(w, a, a.acc(k % cb, x, y, k / cb, n));
     fix_shape(a.output.output_buffer(), w.output());
     fix_shape(a.packed_weight, {"packed", {blocks, s.r, s.s, cb}, w.dtype});
     return a;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "generators/epilogue.h"
 
 namespace kiln {
 
@@ -35,14 +36,6 @@ template <class T>
 std::vector<T> with_batch(std::vector<T> args, const Var& b, bool batched) {
     if (batched) args.push_back(b);
     return args;
-}
-
-Expr apply_epilogue(Expr v, const Epilogue& e, const Expr& bias, const Expr& residual) {
-    if (e.bias) v += bias;
-    if (e.residual) v += residual;
-    if (e.activation == Activation::relu) v = Halide::max(v, 0.0f);
-    if (e.activation == Activation::clip) v = Halide::min(Halide::max(v, e.clip_min), e.clip_max);
-    return v;
 }
 
 }  // namespace
@@ -95,7 +88,7 @@ GemmFuncs gemm_algorithm(const GemmShape& s, int nr, int64_t kc, Func a, Func pa
     Expr residual_value =
         e.residual ? residual(with_batch<Expr>({f.j, f.i}, f.b, f.batched)) : Expr();
     f.out(with_batch<Var>({f.j, f.i}, f.b, f.batched)) =
-        apply_epilogue(sum, e, bias_value, residual_value);
+        apply_epilogue(e, sum, bias_value, residual_value);
     return f;
 }
 

@@ -63,6 +63,20 @@ bool flat_gemm(const ConvShape& s) {
            s.pad_l == 0 && s.pad_b == 0 && s.pad_r == 0;
 }
 
+// The main pipeline reads input, packed weights, then bias and residual as the epilogue has
+// them (Workload::inputs() order); the pack pipeline reads the weights.
+HalidePipelines conv_pipelines(const Workload& w, const Conv2dFuncs& f) {
+    HalidePipelines p;
+    p.main = Pipeline(f.output);
+    p.main_args = {{f.input, 0}, {f.packed, -1}};
+    int next = 2;
+    if (w.epilogue.bias) p.main_args.push_back({f.bias, next++});
+    if (w.epilogue.residual) p.main_args.push_back({f.residual, next++});
+    p.pack = Pipeline(f.pack);
+    p.pack_args = {{f.weight, 1}};
+    return p;
+}
+
 // ---- direct -----------------------------------------------------------------------------------
 
 void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t,
@@ -245,14 +259,7 @@ HalidePipelines direct_conv2d_impl(const Workload& w, const Config& c, const Tar
     // Packing runs once at prepare(): any reasonable schedule will do.
     f.pack.compute_root().parallel(f.pack.args().back());
 
-    HalidePipelines p;
-    p.main = Pipeline(f.output);
-    p.main_args = {{f.input, 0}, {f.packed, -1}};
-    int next = 2;
-    if (w.epilogue.bias) p.main_args.push_back({f.bias, next++});
-    if (w.epilogue.residual) p.main_args.push_back({f.residual, next++});
-    p.pack = Pipeline(f.pack);
-    p.pack_args = {{f.weight, 1}};
+    HalidePipelines p = conv_pipelines(w, f);
     p.packed_extents = {bk, int(s.c_per_group()), int(s.s), int(s.r), int(ceil_div(s.k, bk))};
     return p;
 }
@@ -358,14 +365,7 @@ HalidePipelines im2col_conv2d_impl(const Workload& w, const Config& c, const Tar
     }
     f.pack.compute_root().parallel(f.pack.args().back());
 
-    HalidePipelines pl;
-    pl.main = Pipeline(f.output);
-    pl.main_args = {{f.input, 0}, {f.packed, -1}};
-    int next = 2;
-    if (w.epilogue.bias) pl.main_args.push_back({f.bias, next++});
-    if (w.epilogue.residual) pl.main_args.push_back({f.residual, next++});
-    pl.pack = Pipeline(f.pack);
-    pl.pack_args = {{f.weight, 1}};
+    HalidePipelines pl = conv_pipelines(w, f);
     pl.packed_extents = {tk, int(s.c * s.r * s.s), int(ceil_div(s.k, tk))};
     const std::vector<int> flat_out = {int(s.oh * s.ow), int(s.k), int(s.n)};
     pl.output_view = flat_out;

@@ -7,21 +7,12 @@
 #include "core/op.h"
 #include "core/workload.h"
 #include "schedules/space.h"
+#include "tests/test_util.h"
 
 using namespace kiln;
+using kiln::testing::error_field;
 
-namespace {
-
-std::string error_field(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.field();
-    }
-    return "<no error>";
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST(Workload, KeyMatchesDesign) {
     Workload w = Workload::from_shape("conv2d", "n=1,c=64,h=56,w=56,k=64,r=3,s=3,stride=1,pad=1",

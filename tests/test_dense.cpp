@@ -14,19 +14,12 @@
 #include "schedules/kernel.h"
 #include "schedules/verify.h"
 #include "targets/target.h"
+#include "tests/test_util.h"
 
 using namespace kiln;
+using kiln::testing::error_field;
 
 namespace {
-
-std::string error_field(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.field();
-    }
-    return "<no error>";
-}
 
 const std::vector<std::string> kEpilogues = {"", "bias", "bias+relu", "add", "relu6"};
 

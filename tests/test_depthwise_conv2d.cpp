@@ -13,19 +13,12 @@
 #include "schedules/kernel.h"
 #include "schedules/verify.h"
 #include "targets/target.h"
+#include "tests/test_util.h"
 
 using namespace kiln;
+using kiln::testing::error_field;
 
 namespace {
-
-std::string error_field(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.field();
-    }
-    return "<no error>";
-}
 
 int64_t uniform(std::mt19937_64& rng, int64_t lo, int64_t hi) {
     return std::uniform_int_distribution<int64_t>(lo, hi)(rng);

@@ -1,0 +1,55 @@
+// kiln/tuner/runner.h — building and measuring candidate configs, each in its own process.
+//
+// A crash, a hang or a wrong answer of one candidate is a record, never a dead tuner: every
+// candidate is compiled, verified against the op's scalar reference and timed by a child
+// process (`kiln measure-one`, reading a JSON request on stdin and writing JSON lines on
+// stdout). Several children compile at once (builder); measurement is serialised, one child at
+// a time, so candidates never share the cores while timed. The protocol is in
+// docs/MEASUREMENT.md.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/workload.h"
+#include "db/record.h"
+#include "targets/target.h"
+
+namespace kiln {
+
+struct MeasureOptions {
+    double min_time_s = 0.1;     // timed runs repeat until at least this much time has passed
+    int min_repeats = 3;         // and at least this many runs
+    int warmup_runs = 1;         // untimed runs first (after prepare())
+    int threads = 0;             // Halide threads in the child; 0 = the machine's cores
+    uint64_t verify_seed = 1;    // inputs of the check against the reference
+    double tolerance = 1e-4;     // normwise relative error allowed
+};
+
+struct RunnerOptions {
+    std::string measure_binary;  // the `kiln` executable whose `measure-one` does the work
+    std::vector<std::string> plugins;  // shared libraries the child loads first (test ops)
+    int parallel_builds = 2;     // children compiling at once
+    double compile_timeout_s = 120;
+    double run_timeout_s = 30;   // verification plus timing
+    MeasureOptions measure;
+};
+
+class Runner {
+public:
+    virtual ~Runner() = default;
+    // One record per config, in order, each with its status; never throws for a candidate's
+    // failure (only for a runner that cannot start at all).
+    virtual std::vector<Record> measure(const Workload& w, const std::vector<Config>& configs,
+                                        const Target& t) = 0;
+};
+
+std::unique_ptr<Runner> make_process_runner(const RunnerOptions& options);
+
+// The child's side: reads one request from `in`, compiles, waits for the parent's go-ahead,
+// verifies and times, writes result lines to `out`. Returns the process exit code.
+int measure_one_main(std::istream& in, std::ostream& out);
+
+}  // namespace kiln

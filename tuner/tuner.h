@@ -1,0 +1,57 @@
+// kiln/tuner/tuner.h — tuning one workload: propose, build, measure, record, repeat.
+//
+// Warm start from the database: configs already measured for this workload on this machine (same
+// space version) are never measured again, and their results seed the search. Each measured
+// batch is written in one transaction, so stopping anywhere (Ctrl-C, a kill) loses at most the
+// batch in flight, and running again continues.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "core/workload.h"
+#include "db/database.h"
+#include "tuner/runner.h"
+#include "tuner/search.h"
+
+namespace kiln {
+
+struct TuneOptions {
+    int trials = 64;              // new candidates to measure; 0 = until the time budget
+    double time_budget_s = 0;     // wall-clock budget; 0 = none
+    int batch_size = 8;           // candidates built and measured per round
+    int early_stop = 0;           // stop after this many trials without a better best; 0 = off
+    std::string strategy = "evolutionary";
+    SearchOptions search;
+};
+
+struct TuneProgress {
+    int trials_done = 0;       // measured in this run
+    int trials_planned = 0;    // TuneOptions::trials (0 when only a time budget applies)
+    int failures = 0;          // non-ok records in this run
+    int known = 0;             // records found in the database at the start
+    double best_ms = 0;        // best so far including known records; 0 = none yet
+    double best_gflops = 0;
+    double elapsed_s = 0;
+    double eta_s = -1;         // < 0 when unknown
+    bool improved = false;     // the last batch improved the best
+};
+
+struct TuneResult {
+    int measured = 0;
+    int failures = 0;
+    int known = 0;
+    std::optional<Record> best;
+    std::string stop_reason;  // "trials", "time", "early stop", "interrupted", "space exhausted"
+};
+
+// `stop` (may be null) is polled between candidates: set it from a signal handler to finish the
+// running batch, commit it and return.
+TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner,
+                const TuneOptions& options,
+                const std::function<void(const TuneProgress&)>& on_progress = nullptr,
+                const std::atomic<bool>* stop = nullptr);
+
+}  // namespace kiln

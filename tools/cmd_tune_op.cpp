@@ -128,8 +128,6 @@ void run_tune_op(TuneOpOptions& o) {
                                   host_target().halide + "); tune-op measures on the host");
     find_space(w.op);  // an op without a space cannot be tuned: say so before anything else
     o.tune.time_budget_s = parse_duration(o.time);
-    if (o.tune.time_budget_s > 0 && o.tune.trials == TuneOptions{}.trials && o.time.size())
-        o.tune.trials = 0;  // --time alone: the budget decides
 
     std::string db_path = o.db.empty() ? default_database_path() : o.db;
     auto db = Database::open(db_path);
@@ -189,9 +187,9 @@ void add_tune_op(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--db", o->db,
                     "Tuning database (default: $KILN_DB, else ~/.cache/kiln/tuning.db)");
-    cmd->add_option("--trials", o->tune.trials, "New candidates to measure")
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+    CLI::Option* trials = cmd->add_option("--trials", o->tune.trials, "New candidates to measure")
+                              ->capture_default_str()
+                              ->check(CLI::PositiveNumber);
     cmd->add_option("--time", o->time,
                     "Wall-clock budget: 90s, 10m, 2h (alone, it replaces --trials)");
     cmd->add_option("--batch", o->tune.batch_size, "Candidates built and measured per round")
@@ -222,9 +220,8 @@ void add_tune_op(CLI::App& app) {
         "Examples:\n"
         "  kiln tune-op conv2d --shape c=64,h=56,w=56,k=64,r=3,s=3,pad=1 --trials 64\n"
         "  kiln tune-op dense --shape m=128,n=768,k=768 --time 10m --db team.db");
-    cmd->callback([o] {
-        if (o->tune.trials <= 0 && o->time.empty())
-            throw Error("trials", "give --trials N (N > 0) or --time");
+    cmd->callback([o, trials] {
+        if (!o->time.empty() && trials->count() == 0) o->tune.trials = 0;  // the budget decides
         run_tune_op(*o);
     });
 }

@@ -133,6 +133,27 @@ TEST(Runner, EveryFailureModeBecomesItsRecord) {
     expect_no_children_left();
 }
 
+// Compiled children wait in a queue while another is measured; the run timeout starts at their
+// own "go", so a long wait behind a hanging candidate is not held against them.
+TEST(Runner, QueuedChildrenWaitWithoutADeadline) {
+    RunnerOptions o = faulty_options();
+    o.parallel_builds = 3;
+    o.run_timeout_s = 1;
+    auto runner = make_process_runner(o);
+    auto start = std::chrono::steady_clock::now();
+    auto r =
+        runner->measure(faulty_workload(),
+                        {behaviour("hang"), behaviour("slow"), behaviour("slow")}, host_target());
+    double elapsed = seconds_since(start);
+    ASSERT_EQ(r.size(), 3u);
+    EXPECT_STREQ(status_name(r[0].status), "timeout");
+    EXPECT_STREQ(status_name(r[1].status), "ok") << r[1].error;
+    EXPECT_STREQ(status_name(r[2].status), "ok") << r[2].error;
+    // Measured one after the other: the hang's second, then 5 runs of 50 ms each.
+    EXPECT_GT(elapsed, 1.0 + 2 * 0.25);
+    expect_no_children_left();
+}
+
 TEST(Runner, CompileTimeoutKillsTheChild) {
     RunnerOptions o = faulty_options();
     o.compile_timeout_s = 0.001;  // less than it takes the child to start

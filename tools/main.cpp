@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1, 1);
     kiln::tools::add_ops(app);
     kiln::tools::add_bench_op(app);
+    kiln::tools::add_measure_one(app);
     // After the subcommands, which would otherwise inherit it: each has its own examples.
     app.footer(
         "Examples:\n"

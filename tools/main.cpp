@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
     kiln::tools::add_ops(app);
     kiln::tools::add_bench_op(app);
     kiln::tools::add_tune_op(app);
+    kiln::tools::add_measure_one(app);
     // After the subcommands, which would otherwise inherit it: each has its own examples.
     app.footer(
         "Examples:\n"

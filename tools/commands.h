@@ -13,5 +13,6 @@ namespace kiln::tools {
 
 void add_ops(CLI::App& app);       // tools/cmd_ops.cpp
 void add_bench_op(CLI::App& app);  // tools/cmd_bench_op.cpp
+void add_db(CLI::App& app);        // tools/cmd_db.cpp
 
 }  // namespace kiln::tools

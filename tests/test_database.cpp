@@ -268,6 +268,10 @@ TEST_F(Db, TwoProcessesWriteConcurrently) {
     const std::string p = path("shared.db");
     constexpr int kPerProcess = 200, kBatch = 10;
     std::vector<pid_t> children;
+    // A start line: the children open the file, then wait until the parent closes the pipe,
+    // so their writes overlap instead of one finishing before the other has started.
+    int start[2];
+    ASSERT_EQ(pipe(start), 0);
     std::fflush(nullptr);
     for (int proc = 0; proc < 2; ++proc) {
         pid_t pid = fork();
@@ -277,6 +281,9 @@ TEST_F(Db, TwoProcessesWriteConcurrently) {
             try {
                 // Each process opens the (new) file itself, so the migration races too.
                 auto db = Database::open(p);
+                close(start[1]);
+                char byte;
+                if (read(start[0], &byte, 1) != 0) code = 5;
                 for (int b = 0; b < kPerProcess / kBatch; ++b) {
                     std::vector<Record> batch;
                     for (int i = 0; i < kBatch; ++i) {
@@ -293,6 +300,8 @@ TEST_F(Db, TwoProcessesWriteConcurrently) {
         }
         children.push_back(pid);
     }
+    close(start[0]);
+    close(start[1]);
     for (pid_t pid : children) {
         int status = 0;
         ASSERT_EQ(waitpid(pid, &status, 0), pid);
@@ -631,4 +640,18 @@ TEST_F(Db, CliExportImportMerge) {
     EXPECT_TRUE(contains(merge.out, "records    3\nadded      2\nduplicates 1")) << merge.out;
     expect_bad_input({"db", "merge", path("nothing.db"), "--db", c}, "nothing.db");
     EXPECT_EQ(Database::open(c)->records({}).size(), 3u);
+}
+
+// docs/DATABASE.md shows one log line; it must stay a line this kiln reads.
+TEST(Record, DocExampleLineIsValid) {
+    std::string doc = read_bytes(std::string(KILN_SOURCE_DIR) + "/docs/DATABASE.md");
+    const std::string fence = "\n```json\n";
+    size_t start = doc.find(fence);
+    ASSERT_NE(start, std::string::npos) << "no ```json block in docs/DATABASE.md";
+    start += fence.size();
+    std::string line = doc.substr(start, doc.find("\n```", start) - start);
+    Record r = Record::from_json(nlohmann::json::parse(line));
+    EXPECT_EQ(r.workload.key(), "dense/m128n768k768/f32");
+    EXPECT_TRUE(r.ok());
+    EXPECT_EQ(r.to_json(), nlohmann::json::parse(line));
 }

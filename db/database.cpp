@@ -307,13 +307,15 @@ class SqliteDatabase final : public Database {
   public:
     SqliteDatabase(const std::string& path, bool read_only) : path_(path) {
         Connection c = open_connection(path, read_only);
-        db_ = c.db;
-        // A read-only file that was never given a schema has no tables: nothing to read.
-        empty_ = c.version == 0;
-        if (read_only && c.version != 0 && c.version < kSchemaVersion)
+        if (read_only && c.version != 0 && c.version < kSchemaVersion) {
+            sqlite3_close(c.db);
             fail(path, fmt::format("schema version {} is older than this kiln's ({}); open it "
                                    "once with `kiln db stats --db {}` to migrate it",
                                    c.version, kSchemaVersion, path));
+        }
+        db_ = c.db;
+        // A read-only file that was never given a schema has no tables: nothing to read.
+        empty_ = c.version == 0;
     }
     ~SqliteDatabase() override { sqlite3_close(db_); }
 

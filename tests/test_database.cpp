@@ -639,6 +639,10 @@ TEST_F(Db, CliExportImportMerge) {
     ASSERT_EQ(merge.code, 0) << merge.err;
     EXPECT_TRUE(contains(merge.out, "records    3\nadded      2\nduplicates 1")) << merge.out;
     expect_bad_input({"db", "merge", path("nothing.db"), "--db", c}, "nothing.db");
+    Result not_db = run_kiln({"db", "merge", path("log.jsonl"), "--db", c});
+    EXPECT_EQ(not_db.code, 2);
+    EXPECT_EQ(not_db.out, "");
+    EXPECT_TRUE(contains(not_db.err, path("log.jsonl") + ": not a SQLite database")) << not_db.err;
     EXPECT_EQ(Database::open(c)->records({}).size(), 3u);
 }
 

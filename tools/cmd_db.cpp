@@ -166,15 +166,15 @@ void run_import(const DbOptions& o) {
         if (!file) throw Error("FILE", "cannot read " + o.file);
     }
     auto db = Database::open(database_path(o.db));
-    std::printf("%-10s %s into %s\n", "import", o.file.c_str(), db->path().c_str());
     ImportReport r = db->import_log(o.file == "-" ? std::cin : file);
+    std::printf("%-10s %s into %s\n", "import", o.file.c_str(), db->path().c_str());
     report_import(r, o.file, "lines");
 }
 
 void run_merge(const DbOptions& o) {
     auto db = Database::open(database_path(o.db));
-    std::printf("%-10s %s into %s\n", "merge", o.file.c_str(), db->path().c_str());
     ImportReport r = db->merge(o.file);
+    std::printf("%-10s %s into %s\n", "merge", o.file.c_str(), db->path().c_str());
     report_import(r, o.file, "records");
 }
 

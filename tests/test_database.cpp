@@ -189,6 +189,10 @@ TEST_F(Db, SchemaCreatedWithWal) {
     // Opening again neither migrates twice nor loses anything.
     auto db = Database::open(p);
     EXPECT_EQ(db->records({}).size(), 1u);
+    // An empty file is an empty database, not garbage.
+    { std::ofstream(path("empty.db")); }
+    EXPECT_EQ(Database::open(path("empty.db"))->add({make_record("m=1,n=1,k=1", 1, 1.0)}), 1);
+    EXPECT_EQ(pragma(path("empty.db"), "user_version"), std::to_string(kSchemaVersion));
 }
 
 TEST_F(Db, AddHasAndDedupe) {

@@ -2,9 +2,9 @@
 // to exit codes.
 //
 // Each subcommand lives in its own tools/cmd_<name>.cpp (see commands.h). Exit codes are part
-// of the interface (docs/CLI.md): 0 success, 1 a kernel computed a wrong result, 2 bad input of
-// any kind, always reported as a single `kiln: <message>` line on stderr so scripts and tests
-// can rely on it.
+// of the interface (docs/CLI.md): 0 success, 1 a kernel computed a wrong result (for `kiln db`:
+// no record, or bad log lines), 2 bad input of any kind, always reported as a single `kiln:
+// <message>` line on stderr so scripts and tests can rely on it.
 #include <cstdio>
 #include <exception>
 #include <string>

@@ -14,5 +14,6 @@ namespace kiln::tools {
 void add_ops(CLI::App& app);          // tools/cmd_ops.cpp
 void add_bench_op(CLI::App& app);     // tools/cmd_bench_op.cpp
 void add_measure_one(CLI::App& app);  // tools/cmd_measure_one.cpp (internal)
+void add_db(CLI::App& app);           // tools/cmd_db.cpp
 
 }  // namespace kiln::tools

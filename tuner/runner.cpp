@@ -217,16 +217,6 @@ std::string describe_exit(int wait_status) {
     return "ended";
 }
 
-// Record::time's form. Local until db/record.cpp provides utc_now(); then use that.
-std::string utc_iso8601() {
-    std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&now, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 constexpr size_t kStderrTail = 300;  // characters of a child's stderr kept for the error
 
 struct Child {
@@ -321,8 +311,15 @@ void ProcessRunner::spawn(Child& c, const std::string& request, Record& r) {
     for (auto& a : args)
         argv.push_back(a.data());
     argv.push_back(nullptr);
+    // Each child leads its own process group: a Ctrl-C at the terminal reaches the tuner,
+    // which finishes the candidate being timed, and not every candidate at once.
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
     pid_t pid = -1;
-    int rc = posix_spawn(&pid, o_.measure_binary.c_str(), &actions, nullptr, argv.data(), environ);
+    int rc = posix_spawn(&pid, o_.measure_binary.c_str(), &actions, &attr, argv.data(), environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
     ::close(in[0]), ::close(out[1]), ::close(err[1]);
     c.in_fd = in[1];
@@ -366,7 +363,7 @@ void ProcessRunner::reap(Child& c, bool kill_first) {
 void ProcessRunner::finish(Child& c, Record& r, RecordStatus status, const std::string& error) {
     r.status = status;
     r.error = error;
-    r.time = utc_iso8601();
+    r.time = utc_now();
     c.state = Child::State::ended;
     close_fd(c.in_fd);
     close_fd(c.out_fd);
@@ -449,6 +446,7 @@ std::vector<Record> ProcessRunner::measure(const Workload& w, const std::vector<
 
     size_t next = 0;
     std::deque<std::unique_ptr<Child>> alive;
+    std::vector<char> answered(configs.size(), 0);  // a record that is final
     // Whatever happens, no child outlives this call and none is left a zombie.
     struct KillAll {
         ProcessRunner* runner;
@@ -464,11 +462,17 @@ std::vector<Record> ProcessRunner::measure(const Workload& w, const std::vector<
         return static_cast<int>(std::count_if(alive.begin(), alive.end(),
                                               [&](const auto& c) { return c->state == s; }));
     };
+    bool stopping = false;
     while (next < configs.size() || !alive.empty()) {
+        // Asked to stop: start nothing new; once no candidate is being timed, the rest are
+        // dropped unmeasured (killed on the way out).
+        stopping = stopping || stop_requested();
+        if (stopping && count(Child::State::measuring) == 0) break;
         // Schedule: measure when nothing compiles (compiles would share the cores with the
         // timed runs), otherwise start compiles up to the limits.
         bool measuring = count(Child::State::measuring) > 0;
-        if (!measuring && count(Child::State::compiling) == 0 && count(Child::State::queued) > 0) {
+        if (!stopping && !measuring && count(Child::State::compiling) == 0 &&
+            count(Child::State::queued) > 0) {
             auto it = std::find_if(alive.begin(), alive.end(),
                                    [](const auto& c) { return c->state == Child::State::queued; });
             Child& c = **it;
@@ -477,13 +481,14 @@ std::vector<Record> ProcessRunner::measure(const Workload& w, const std::vector<
             write_all(c.in_fd, "go\n");
             measuring = true;
         }
-        while (!measuring && next < configs.size() && count(Child::State::compiling) < builds &&
-               alive.size() < max_alive) {
+        while (!stopping && !measuring && next < configs.size() &&
+               count(Child::State::compiling) < builds && alive.size() < max_alive) {
             auto c = std::make_unique<Child>();
             c->index = next;
             json req = request;
             req["config"] = configs[next].to_json();
             spawn(*c, req.dump(), records[next]);
+            if (c->state == Child::State::ended) answered[next] = 1;
             ++next;
             if (c->state != Child::State::ended) alive.push_back(std::move(c));
         }
@@ -541,13 +546,20 @@ std::vector<Record> ProcessRunner::measure(const Workload& w, const std::vector<
                                compiling ? o_.compile_timeout_s : o_.run_timeout_s,
                                compiling ? "compile" : "run"));
         }
-        for (auto& cp : alive)
-            if (cp->state == Child::State::ended) reap(*cp, true);
+        for (auto& cp : alive) {
+            if (cp->state != Child::State::ended) continue;
+            reap(*cp, true);
+            answered[cp->index] = 1;
+        }
         alive.erase(std::remove_if(alive.begin(), alive.end(),
                                    [](const auto& c) { return c->state == Child::State::ended; }),
                     alive.end());
     }
-    return records;
+    if (!stopping) return records;
+    std::vector<Record> kept;
+    for (size_t i = 0; i < records.size(); ++i)
+        if (answered[i]) kept.push_back(std::move(records[i]));
+    return kept;
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -22,6 +24,10 @@
 #include "core/workload.h"
 
 namespace {
+
+// No test reads a tuning database it did not make: `bench-op` would take the best config of the
+// user's default database over the space's default.
+const int kIsolated = setenv("KILN_DB", "/nonexistent/kiln-tests/tuning.db", 1);
 
 struct Result {
     int code = -1;
@@ -292,4 +298,35 @@ TEST(Docs, WorkloadsExamplesHold) {
     char hex[17];
     std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(c.hash()));
     EXPECT_NE(doc.find(std::string("hashes to `") + hex + "`"), std::string::npos) << hex;
+}
+
+TEST(Cli, TuneOpRecordsAndBenchOpUsesTheBest) {
+    std::string db = (std::filesystem::temp_directory_path() /
+                      ("kiln-cli-tune-" + std::to_string(getpid()) + ".db"))
+                         .string();
+    std::filesystem::remove(db);
+    const std::string shape = "m=3,n=20,k=8";
+    Result t = run_kiln({"tune-op", "dense", "--shape", shape, "--db", db, "--trials", "3",
+                         "--batch", "3", "--min-time", "0.01"});
+    ASSERT_EQ(t.code, 0) << t.out << t.err;
+    EXPECT_NE(t.out.find("stopped   trials: 3 measured"), std::string::npos) << t.out;
+    EXPECT_NE(t.out.find("best "), std::string::npos) << t.out;
+    EXPECT_NE(t.err.find("3/3 trials"), std::string::npos) << t.err;  // plain progress lines
+
+    Result again = run_kiln({"tune-op", "dense", "--shape", shape, "--db", db, "--trials", "2",
+                             "--batch", "2", "--min-time", "0.01"});
+    ASSERT_EQ(again.code, 0) << again.err;
+    EXPECT_NE(again.out.find("3 already in the database"), std::string::npos) << again.out;
+
+    Result b = run_kiln({"bench-op", "dense", "--shape", shape, "--db", db, "--min-time", "0.05"});
+    ASSERT_EQ(b.code, 0) << b.err;
+    EXPECT_NE(b.out.find("config    tuned, best in " + db), std::string::npos) << b.out;
+    EXPECT_NE(b.out.find("measured on this machine"), std::string::npos) << b.out;
+    Result d = run_kiln({"bench-op", "dense", "--shape", shape, "--no-db", "--min-time", "0.05"});
+    EXPECT_NE(d.out.find("config    default:"), std::string::npos) << d.out;
+
+    expect_bad_input({"tune-op", "dense", "--shape", shape, "--db", db, "--time", "ten"}, "time");
+    expect_bad_input({"tune-op", "dense", "--shape", shape, "--db", db, "--target", "arm-64-linux"},
+                     "target");
+    std::filesystem::remove(db);
 }

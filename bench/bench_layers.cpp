@@ -7,6 +7,7 @@
 // pieces are layer.h (shapes), kiln_run.h and peer.h (implementations), measure.h (timing),
 // peak.h (the % of peak denominator) and report.h (table, page, JSON).
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
@@ -29,6 +30,9 @@
 #include "bench/peak.h"
 #include "bench/peer.h"
 #include "bench/report.h"
+#ifdef KILN_BENCH_ADAMS2019
+#include "bench/peers_adams2019.h"
+#endif
 #include "core/error.h"
 #include "core/op.h"
 #include "schedules/verify.h"
@@ -48,6 +52,8 @@ struct Options {
     std::string doc = "docs/PERFORMANCE.md";
     bool no_doc = false;
     std::string json;
+    std::string peers;           // comma-separated peer names; empty = all built in
+    double adams_timeout = 240;  // seconds for Adams2019 to schedule and compile one layer
 };
 
 uint64_t seed_of(const std::string& id) {
@@ -100,6 +106,32 @@ void apply_peer_environment(const std::vector<const Peer*>& peers, char** argv) 
                 changed = true;
             }
     if (changed) execv("/proc/self/exe", argv);  // returns only on failure: go on as we are
+}
+
+// The peers named in `names` (comma-separated, any case), in column order; all when empty.
+std::vector<const Peer*> select_peers(const std::vector<const Peer*>& all,
+                                      const std::string& names) {
+    if (names.empty()) return all;
+    auto lower = [](std::string s) {
+        for (char& ch : s)
+            ch = char(std::tolower(static_cast<unsigned char>(ch)));
+        return s;
+    };
+    std::set<std::string> wanted;
+    std::stringstream ss(names);
+    for (std::string name; std::getline(ss, name, ',');)
+        if (!name.empty()) wanted.insert(lower(name));
+    std::vector<const Peer*> out;
+    for (const Peer* p : all)
+        if (wanted.erase(lower(p->name()))) out.push_back(p);
+    if (!wanted.empty()) {
+        std::string known;
+        for (const Peer* p : all)
+            known += (known.empty() ? "" : ", ") + p->name();
+        throw Error("peers", fmt::format("no peer '{}' in this build (built in: {})",
+                                         *wanted.begin(), known.empty() ? "none" : known));
+    }
+    return out;
 }
 
 std::string command_line(int argc, char** argv) {
@@ -167,21 +199,24 @@ LayerResult bench_layer(const Layer& l, const Options& o, const std::vector<cons
         std::unique_ptr<LayerRun> run;
         try {
             run = p->prepare(l, input.data(), weight.data(), &r.why);
+            if (run) {
+                r.detail = run->detail;
+                r.setup_seconds = run->setup_seconds;
+                if (!ref.empty()) {
+                    std::vector<float> out(ref.size());
+                    run->run();
+                    run->read_output(out.data());
+                    r.checked = true;
+                    r.relative_error = relative_error(out, ref);
+                    r.correct = r.relative_error <= kF32Tolerance;
+                }
+            }
         } catch (const std::exception& e) {
+            run.reset();
+            r.failed = true;
             r.why = fmt::format("{}: {}", p->name(), e.what());
         }
         r.ran = run != nullptr;
-        if (run) {
-            r.detail = run->detail;
-            if (!ref.empty()) {
-                std::vector<float> out(ref.size());
-                run->run();
-                run->read_output(out.data());
-                r.checked = true;
-                r.relative_error = relative_error(out, ref);
-                r.correct = r.relative_error <= kF32Tolerance;
-            }
-        }
         res.peers.push_back(std::move(r));
         runs.push_back(std::move(run));
     }
@@ -190,8 +225,19 @@ LayerResult bench_layer(const Layer& l, const Options& o, const std::vector<cons
     // the round rather than on one of them.
     for (int round = 0; round < o.rounds; ++round) {
         if (kiln.run) res.kiln.seconds.push_back(time_per_call(*kiln.run, o.min_time));
-        for (size_t p = 0; p < runs.size(); ++p)
-            if (runs[p]) res.peers[p].seconds.push_back(time_per_call(*runs[p], o.min_time));
+        for (size_t p = 0; p < runs.size(); ++p) {
+            if (!runs[p]) continue;
+            try {
+                res.peers[p].seconds.push_back(runs[p]->measure(o.min_time));
+            } catch (const std::exception& e) {
+                // A peer that fails mid-run (a worker process that died) drops out of the row.
+                runs[p].reset();
+                res.peers[p].ran = false;
+                res.peers[p].failed = true;
+                res.peers[p].why = fmt::format("{}: {}", peers[p]->name(), e.what());
+                res.peers[p].seconds.clear();
+            }
+        }
         peak_rounds.push_back(peak.round());
     }
     res.kiln.median_seconds = median(res.kiln.seconds);
@@ -204,20 +250,27 @@ std::string progress_line(const LayerResult& r) {
     std::string s = r.kiln.ran ? fmt::format("kiln {:.3f} ms{}", r.kiln.median_seconds * 1e3,
                                              r.kiln.correct ? "" : " (WRONG)")
                                : r.kiln.why;
-    for (const auto& p : r.peers)
+    for (const auto& p : r.peers) {
         if (p.ran)
             s += fmt::format(", {} {:.3f} ms{}", p.name, p.median_seconds * 1e3,
                              p.correct ? "" : " (WRONG)");
+        else if (p.failed)
+            s += fmt::format(", {} FAILED ({})", p.name, p.why);
+    }
     return s;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef KILN_BENCH_ADAMS2019
+    if (argc == 2 && std::string(argv[1]) == kAdams2019WorkerFlag) return adams2019_worker_main();
+#endif
     Options o;
     CLI::App app{
-        "Times every layer of layers.json with kiln's default schedules against oneDNN "
-        "and OpenBLAS, and writes the table into docs/PERFORMANCE.md."};
+        "Times every layer of layers.json with kiln's default schedules against oneDNN, "
+        "OpenBLAS and Halide's Adams2019 autoscheduler, and writes the table into "
+        "docs/PERFORMANCE.md."};
     app.add_option("--layers", o.layers, "the layer set (JSON)")->capture_default_str();
     app.add_option("--only", o.only, "comma-separated layer ids to run (default: all)");
     app.add_option("--rounds", o.rounds, "rounds; the median over rounds is reported")
@@ -231,9 +284,26 @@ int main(int argc, char** argv) {
     app.add_option("--write-doc", o.doc, "page to write the table into")->capture_default_str();
     app.add_flag("--no-doc", o.no_doc, "only print the table");
     app.add_option("--json", o.json, "write the raw numbers (every round) to this file");
+    app.add_option("--peers", o.peers,
+                   "comma-separated peers to run (default: all built in: oneDNN, OpenBLAS, "
+                   "Adams2019)");
+    app.add_option("--adams-timeout", o.adams_timeout,
+                   "seconds Adams2019 may take to schedule and compile one layer; past them its "
+                   "worker process is killed and the row says so")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     CLI11_PARSE(app, argc, argv);
-    const std::vector<const Peer*> peers = kiln::bench::peers();
+    std::vector<const Peer*> peers;
+    try {
+        peers = select_peers(kiln::bench::peers(), o.peers);
+    } catch (const Error& e) {
+        std::cerr << "kiln_bench_layers: " << e.what() << "\n";
+        return 2;
+    }
     apply_peer_environment(peers, argv);
+#ifdef KILN_BENCH_ADAMS2019
+    set_adams2019_options({o.adams_timeout});
+#endif
 
     try {
         keep_heap_memory();
@@ -264,6 +334,7 @@ int main(int argc, char** argv) {
             for (const auto& [name, value] : p->environment())
                 version += fmt::format(", {}={}", name, std::getenv(name.c_str()));
             info.peer_versions.push_back(version);
+            info.peer_setup_labels.push_back(p->setup_label());
         }
         std::cerr << fmt::format("peak: sizing an FMA loop ({}) on {} threads\n", info.peak_isa,
                                  o.threads);

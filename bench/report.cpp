@@ -30,7 +30,7 @@ std::string cell_text(const std::string& text) {
 }
 
 std::string ms_cell(const ImplResult& r) {
-    if (!r.ran) return "–";
+    if (!r.ran) return r.failed ? "failed: " + cell_text(r.why) : "–";
     std::string cell = fmt::format("{:.3f}", r.median_seconds * 1e3);
     if (!r.correct) cell += fmt::format(" **wrong** (err {:.1e})", r.relative_error);
     return cell;
@@ -90,9 +90,16 @@ std::string markdown(const RunInfo& info, const std::vector<LayerResult>& result
 
     out << "| layer | op | kiln ms | kiln GFLOP/s | kiln % peak |";
     std::string rule = "| --- | --- | ---: | ---: | ---: |";
-    for (const auto& name : info.peer_names) {
-        out << fmt::format(" {0} ms | {0} GFLOP/s | kiln/{0} |", name);
+    auto has_setup = [&](size_t p) {
+        return p < info.peer_setup_labels.size() && !info.peer_setup_labels[p].empty();
+    };
+    for (size_t p = 0; p < info.peer_names.size(); ++p) {
+        out << fmt::format(" {0} ms | {0} GFLOP/s | kiln/{0} |", info.peer_names[p]);
         rule += " ---: | ---: | ---: |";
+        if (has_setup(p)) {
+            out << fmt::format(" {} {} |", info.peer_names[p], info.peer_setup_labels[p]);
+            rule += " ---: |";
+        }
     }
     out << "\n" << rule << "\n";
     for (const auto& r : results) {
@@ -103,9 +110,14 @@ std::string markdown(const RunInfo& info, const std::vector<LayerResult>& result
                                100.0 * flops / r.kiln.median_seconds * 1e-9 / info.peak_gflops);
         else
             out << fmt::format(" {} | – | – |", cell_text(r.kiln.why));
-        for (const auto& p : r.peers)
-            out << fmt::format(" {} | {} | {} |", ms_cell(p), gflops_cell(p, flops),
-                               ratio_cell(r.kiln, p));
+        for (size_t p = 0; p < r.peers.size(); ++p) {
+            const ImplResult& peer = r.peers[p];
+            out << fmt::format(" {} | {} | {} |", ms_cell(peer), gflops_cell(peer, flops),
+                               ratio_cell(r.kiln, peer));
+            if (has_setup(p))
+                out << (peer.setup_seconds >= 0 ? fmt::format(" {:.1f} |", peer.setup_seconds)
+                                                : std::string(" – |"));
+        }
         out << "\n";
     }
     out << "\nkiln/peer is the peer's time over kiln's: above 1, kiln is faster. Geomeans count "
@@ -131,7 +143,8 @@ void write_doc(const std::string& path, const std::string& section) {
         page =
             "# kiln performance\n\n"
             "Every layer of the standard set (shared/bench/layers.json), timed in one run "
-            "with kiln's default schedules against oneDNN and, for dense layers, OpenBLAS. "
+            "with kiln's default schedules against oneDNN, OpenBLAS (dense layers) and "
+            "Halide's Adams2019 autoscheduler. "
             "The section between the markers is written by `kiln_bench_layers` "
             "(bench/README.md explains the protocol); do not edit it by hand.\n\n" +
             block + "\n";
@@ -152,8 +165,10 @@ nlohmann::json to_json(const RunInfo& info, const std::vector<LayerResult>& resu
         nlohmann::json j = {{"name", r.name}, {"ran", r.ran}};
         if (!r.ran) {
             j["why"] = r.why;
+            j["failed"] = r.failed;
             return j;
         }
+        if (r.setup_seconds >= 0) j["setup_seconds"] = r.setup_seconds;
         j["seconds"] = r.seconds;
         j["median_seconds"] = r.median_seconds;
         j["checked"] = r.checked;

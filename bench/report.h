@@ -17,12 +17,14 @@ struct ImplResult {
     std::string name;  // "kiln", "oneDNN", ...
     bool ran = false;
     std::string why;              // why it did not run
+    bool failed = false;          // it should have run and failed (not: does not apply)
     std::vector<double> seconds;  // per call, one per round
     double median_seconds = 0.0;
     bool checked = false;  // output compared with the op's reference
     bool correct = true;   // within kF32Tolerance when checked
     double relative_error = 0.0;
-    std::string detail;  // the config or kernel the implementation used
+    std::string detail;           // the config or kernel the implementation used
+    double setup_seconds = -1.0;  // choosing the schedule (Peer::setup_label()); < 0 = none
 };
 
 struct LayerResult {
@@ -47,8 +49,9 @@ struct RunInfo {
     std::string load_before, load_after;  // /proc/loadavg: other users' work on a shared host
     int rounds = 0;
     double min_time = 0.0;
-    std::vector<std::string> peer_names;     // in column order
-    std::vector<std::string> peer_versions;  // same order
+    std::vector<std::string> peer_names;         // in column order
+    std::vector<std::string> peer_versions;      // same order
+    std::vector<std::string> peer_setup_labels;  // same order; "" = no setup-time column
 };
 
 // The section written between the markers: how the numbers were taken, then the table and the

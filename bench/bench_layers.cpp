@@ -202,6 +202,7 @@ LayerResult bench_layer(const Layer& l, const Options& o, const std::vector<cons
             if (run) {
                 r.detail = run->detail;
                 r.setup_seconds = run->setup_seconds;
+                r.schedule = run->schedule;
                 if (!ref.empty()) {
                     std::vector<float> out(ref.size());
                     run->run();

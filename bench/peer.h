@@ -29,6 +29,7 @@ class LayerRun {
     std::string detail;  // what the implementation chose, e.g. oneDNN's kernel name
     // Seconds the peer spent choosing its schedule (Peer::setup_label()); < 0 when none.
     double setup_seconds = -1.0;
+    std::string schedule;  // the schedule a peer generated, as source text; "" for none
 };
 
 class Peer {

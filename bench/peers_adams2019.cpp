@@ -11,7 +11,7 @@
 //
 // Protocol, worker stdin: one JSON line {"layer": <the layers.json entry>}, then the input and
 // the weight as raw floats. Worker stdout: one JSON line, {"ok": true, "autoschedule_s",
-// "compile_s", "detail"} or {"ok": false, "error"}; then one reply per command line:
+// "compile_s", "schedule", "detail"} or {"ok": false, "error"}; then one reply per command line:
 // "run" -> "done", "time S" -> seconds per call (measure.h's protocol with min time S),
 // "output" -> the output as raw floats. Anything else the worker prints (Halide, the
 // autoscheduler) goes to its stderr, which the bench keeps in a temporary file and quotes when
@@ -210,8 +210,8 @@ int adams2019_worker_main() {
         Halide::load_plugin(KILN_ADAMS2019_PLUGIN);
         const Halide::Target ht = halide_target(t).without_feature(Halide::Target::JIT);
         const auto t0 = std::chrono::steady_clock::now();
-        s.pipelines.main.auto_schedule("Adams2019", ht,
-                                       Halide::MachineParams(threads, uint64_t(llc), 40));
+        const Halide::AutoSchedulerResults chosen = s.pipelines.main.auto_schedule(
+            "Adams2019", ht, Halide::MachineParams(threads, uint64_t(llc), 40));
         const double autoschedule_s = since(t0);
 
         std::unique_ptr<Kernel> kernel = make_halide_kernel(w, std::move(s.pipelines), t);
@@ -222,6 +222,7 @@ int adams2019_worker_main() {
         nlohmann::json ok = {{"ok", true},
                              {"autoschedule_s", autoschedule_s},
                              {"compile_s", compile_s},
+                             {"schedule", chosen.schedule_source},
                              {"detail", fmt::format("Adams2019 on {}, MachineParams({}, {}, 40)",
                                                     s.detail, threads, llc)}};
         if (!write_line(reply, ok.dump())) return 3;
@@ -340,14 +341,14 @@ class Worker {
         std::string msg = what + (status.empty() ? "" : " (" + status + ")");
         const std::string tail = log_tail();
         if (!tail.empty()) msg += ": " + tail;
-        throw Error("Adams2019", msg);
+        throw Error("worker", msg);
     }
 
   private:
     [[noreturn]] void timed_out(double seconds) {
         kill(pid_, SIGKILL);
         wait_exit(5.0);
-        throw Error("Adams2019", fmt::format("over budget: no answer within {:.0f} s", seconds));
+        throw Error("worker", fmt::format("over budget: no answer within {:.0f} s", seconds));
     }
 
     bool wait_exit(double timeout_s) {
@@ -445,9 +446,10 @@ class Adams2019Peer final : public Peer {
         } catch (const nlohmann::json::exception&) {
             worker->fail("unreadable reply '" + line + "'");
         }
-        if (!reply.value("ok", false)) throw Error("Adams2019", reply.value("error", line));
+        if (!reply.value("ok", false)) throw Error("worker", reply.value("error", line));
         auto r = std::make_unique<Adams2019Run>(std::move(worker), l.output_numel());
         r->setup_seconds = reply.at("autoschedule_s").get<double>();
+        r->schedule = reply.value("schedule", std::string());
         r->detail = fmt::format("{}; autoschedule {:.1f} s, JIT compile {:.1f} s, worker {:.1f} s",
                                 reply.value("detail", std::string()), r->setup_seconds,
                                 reply.at("compile_s").get<double>(), since(t0));

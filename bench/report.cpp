@@ -169,6 +169,7 @@ nlohmann::json to_json(const RunInfo& info, const std::vector<LayerResult>& resu
             return j;
         }
         if (r.setup_seconds >= 0) j["setup_seconds"] = r.setup_seconds;
+        if (!r.schedule.empty()) j["schedule"] = r.schedule;
         j["seconds"] = r.seconds;
         j["median_seconds"] = r.median_seconds;
         j["checked"] = r.checked;

@@ -24,6 +24,7 @@ struct ImplResult {
     bool correct = true;   // within kF32Tolerance when checked
     double relative_error = 0.0;
     std::string detail;           // the config or kernel the implementation used
+    std::string schedule;         // generated schedule source (--json only)
     double setup_seconds = -1.0;  // choosing the schedule (Peer::setup_label()); < 0 = none
 };
 

@@ -54,6 +54,7 @@ struct Options {
     std::string json;
     std::string peers;           // comma-separated peer names; empty = all built in
     double adams_timeout = 240;  // seconds for Adams2019 to schedule and compile one layer
+    double adams_memory = 0;     // GiB of address space for its worker; 0 = half the memory
 };
 
 uint64_t seed_of(const std::string& id) {
@@ -293,6 +294,10 @@ int main(int argc, char** argv) {
                    "worker process is killed and the row says so")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    app.add_option("--adams-memory", o.adams_memory,
+                   "GiB of address space an Adams2019 worker may use (default: half the "
+                   "machine's memory)")
+        ->check(CLI::NonNegativeNumber);
     CLI11_PARSE(app, argc, argv);
     std::vector<const Peer*> peers;
     try {
@@ -303,7 +308,7 @@ int main(int argc, char** argv) {
     }
     apply_peer_environment(peers, argv);
 #ifdef KILN_BENCH_ADAMS2019
-    set_adams2019_options({o.adams_timeout});
+    set_adams2019_options({o.adams_timeout, o.adams_memory});
 #endif
 
     try {

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -260,7 +261,7 @@ namespace {
 // A worker process and the pipes to it. Every read has a deadline; a worker past it is killed.
 class Worker {
   public:
-    Worker() {
+    explicit Worker(uint64_t memory_bytes) {
         char log[] = "/tmp/kiln-adams2019-XXXXXX";
         const int log_fd = mkstemp(log);
         if (log_fd < 0) throw Error("worker", "cannot create a log file");
@@ -275,6 +276,8 @@ class Worker {
             dup2(in[0], STDIN_FILENO);
             dup2(out[1], STDOUT_FILENO);
             dup2(log_fd, STDERR_FILENO);
+            const rlimit limit{memory_bytes, memory_bytes};
+            setrlimit(RLIMIT_AS, &limit);
             char self[] = "/proc/self/exe";
             char flag[64];
             std::snprintf(flag, sizeof flag, "%s", kAdams2019WorkerFlag);
@@ -415,13 +418,27 @@ class Adams2019Run final : public LayerRun {
     int64_t output_numel_;
 };
 
+uint64_t memory_limit_bytes() {
+    if (options().memory_gib > 0) return uint64_t(options().memory_gib * double(1ull << 30));
+    return uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGE_SIZE)) / 2;
+}
+
 class Adams2019Peer final : public Peer {
   public:
     std::string name() const override { return "Adams2019"; }
     int column() const override { return 3; }
     std::string version() const override {
-        return fmt::format("Halide {}, {}, its own defaults (beam search, built-in weights)",
-                           KILN_HALIDE_VERSION, KILN_ADAMS2019_PLUGIN);
+        // The options Halide 14's Adams2019 reads from the environment; the worker inherits
+        // the bench's, so a person can change them per run.
+        std::string set;
+        for (const char* name :
+             {"HL_BEAM_SIZE", "HL_NUM_PASSES", "HL_RANDOM_DROPOUT", "HL_SEED", "HL_WEIGHTS_DIR",
+              "HL_NO_SUBTILING", "HL_AUTOSCHEDULE_MEMORY_LIMIT", "HL_DISABLE_MEMOIZED_FEATURES",
+              "HL_DISABLE_MEMOIZED_BLOCKS"})
+            if (const char* v = std::getenv(name)) set += fmt::format(", {}={}", name, v);
+        return fmt::format(
+            "Halide {}, {}, {}", KILN_HALIDE_VERSION, KILN_ADAMS2019_PLUGIN,
+            set.empty() ? "its own defaults (beam search, built-in weights)" : "options" + set);
     }
     std::string setup_label() const override { return "autoschedule s"; }
     void set_threads(int) const override {}  // the worker reads HL_NUM_THREADS, set by the bench
@@ -434,7 +451,7 @@ class Adams2019Peer final : public Peer {
         }
         // A worker that dies while we write must not take the bench with it.
         signal(SIGPIPE, SIG_IGN);
-        auto worker = std::make_unique<Worker>();
+        auto worker = std::make_unique<Worker>(memory_limit_bytes());
         const auto t0 = std::chrono::steady_clock::now();
         worker->send_line(nlohmann::json{{"layer", l.fields}}.dump());
         worker->send(input, size_t(l.input_numel()) * sizeof(float));

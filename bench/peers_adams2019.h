@@ -14,6 +14,11 @@ struct Adams2019Options {
     // Seconds a worker may take to autoschedule and JIT-compile one layer; past it the worker is
     // killed and the row says so.
     double timeout_s = 240.0;
+    // Address space a worker may use, in GiB (0: half the machine's memory). The autoscheduler's
+    // search grows with the pipeline: on r50_l1_3x3_64 it passed 10 GiB within four minutes,
+    // enough to push other work on a shared host out of memory; past the limit its allocations
+    // fail and the row says so.
+    double memory_gib = 0.0;
 };
 
 void set_adams2019_options(const Adams2019Options& options);

@@ -27,8 +27,10 @@
 #include "core/workload.h"
 #include "schedules/kernel.h"
 #include "schedules/verify.h"
+#include "db/database.h"
 #include "targets/target.h"
 #include "tools/commands.h"
+#include "tools/db_path.h"
 
 namespace kiln::tools {
 namespace {
@@ -44,6 +46,8 @@ struct BenchOptions {
     int repeats = 5;        // timed rounds; min and median are over rounds
     uint64_t seed = 1;
     int threads = 0;  // 0: Halide's default (HL_NUM_THREADS, else one per core)
+    std::string db;   // empty: the default database, when it exists
+    bool no_db = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -134,6 +138,32 @@ CLI::Validator positive() {
         "POSITIVE");
 }
 
+// The best config of `w` in the tuning database, with where it came from; nothing when there
+// is no database, no record, or the record belongs to another version of the space.
+std::optional<std::pair<Config, std::string>> tuned_config(const BenchOptions& o,
+                                                           const Workload& w, const Target& t,
+                                                           const ScheduleSpace& space) {
+    std::string path = o.db.empty() ? default_database_path() : o.db;
+    if (o.db.empty() && !std::ifstream(path)) return std::nullopt;  // never create one here
+    auto db = Database::open(path);
+    auto best = db->best(w.key(), t.halide, t.fingerprint.id());
+    if (!best) return std::nullopt;
+    if (best->space_version != space.version || space.check(best->config)) {
+        std::printf("note      the best record in %s is for another version of the %s space; "
+                    "using the default\n",
+                    path.c_str(), w.op.c_str());
+        return std::nullopt;
+    }
+    std::string where = best->fingerprint.id() == t.fingerprint.id()
+                            ? "measured on this machine"
+                            : "measured on another machine: " + best->fingerprint.cpu_model +
+                                  ", " + std::to_string(best->fingerprint.cores) +
+                                  " cores (fingerprint " + best->fingerprint.id() + ")";
+    return std::make_pair(best->config,
+                          fmt::format("tuned, best in {} ({:.4g} ms there, {})", path,
+                                      best->median_ms, where));
+}
+
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     size_t n = v.size();
@@ -172,6 +202,12 @@ void run_bench_op(const BenchOptions& o) {
     std::printf("threads   %s\n", thread_note(o).c_str());
 
     ScheduleSpace space = space_def.space(w, t);
+    if (!given && !o.no_db) {
+        if (auto tuned = tuned_config(o, w, t, space)) {
+            given = tuned->first;
+            origin = tuned->second;
+        }
+    }
     Config config = given ? resolve_config(space, *given) : space.default_config;
     if (!given) {
         if (auto why = space.check(config))
@@ -260,6 +296,12 @@ void add_bench_op(CLI::App& app) {
     cmd->add_option("--threads", o->threads,
                     "Threads of Halide's runtime (sets HL_NUM_THREADS; default: one per core)")
         ->check(positive());
+    CLI::Option* db = cmd->add_option(
+        "--db", o->db,
+        "Tuning database whose best config to use when no config is given (default: $KILN_DB, "
+        "else ~/.cache/kiln/tuning.db, if it exists)");
+    cmd->add_flag("--no-db", o->no_db, "Use the space's default config, not the database's best")
+        ->excludes(db);
     cmd->footer(
         "Prints the workload key, FLOPs, config, compile time, the error against the scalar\n"
         "reference, min and median time per run and GFLOP/s.\n"

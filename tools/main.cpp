@@ -2,9 +2,9 @@
 // to exit codes.
 //
 // Each subcommand lives in its own tools/cmd_<name>.cpp (see commands.h). Exit codes are part
-// of the interface (docs/CLI.md): 0 success, 1 a kernel computed a wrong result, 2 bad input of
-// any kind, always reported as a single `kiln: <message>` line on stderr so scripts and tests
-// can rely on it.
+// of the interface (docs/CLI.md): 0 success, 1 a kernel computed a wrong result (for `kiln db`:
+// no record, or bad log lines), 2 bad input of any kind, always reported as a single `kiln:
+// <message>` line on stderr so scripts and tests can rely on it.
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -45,14 +45,19 @@ int main(int argc, char** argv) {
     app.require_subcommand(1, 1);
     kiln::tools::add_ops(app);
     kiln::tools::add_bench_op(app);
+    kiln::tools::add_tune_op(app);
+    kiln::tools::add_measure_one(app);
+    kiln::tools::add_db(app);
     // After the subcommands, which would otherwise inherit it: each has its own examples.
     app.footer(
         "Examples:\n"
         "  kiln ops                               every op, its parameters and schedule knobs\n"
         "  kiln ops conv2d --shape c=32,h=28,w=28,k=32,r=3,s=3,pad=1\n"
         "  kiln bench-op conv2d --shape n=1,c=64,h=56,w=56,k=64,r=3,s=3,stride=1,pad=1\n"
+        "  kiln db stats                          what the tuning database holds\n"
         "\n"
-        "Exit codes: 0 success, 1 wrong result, 2 bad input. See docs/CLI.md.");
+        "Exit codes: 0 success, 1 wrong result (db: no record, or bad log lines), 2 bad input.\n"
+        "See docs/CLI.md.");
 
     try {
         if (argc > 1 && argv[1][0] != '-') {

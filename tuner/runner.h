@@ -8,7 +8,10 @@
 // docs/MEASUREMENT.md.
 #pragma once
 
+#include <atomic>
 #include <functional>
+#include <iosfwd>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -44,6 +47,15 @@ public:
     // failure (only for a runner that cannot start at all).
     virtual std::vector<Record> measure(const Workload& w, const std::vector<Config>& configs,
                                         const Target& t) = 0;
+    // Polled between candidates: once set, measure() finishes the candidate being timed and
+    // returns the records it has (fewer than configs), starting nothing new.
+    void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }
+
+protected:
+    bool stop_requested() const { return stop_ && stop_->load(); }
+
+private:
+    const std::atomic<bool>* stop_ = nullptr;
 };
 
 std::unique_ptr<Runner> make_process_runner(const RunnerOptions& options);

@@ -1,0 +1,191 @@
+// The tuning loop: failures become records, budgets hold, a killed tuner loses only the batch in
+// flight, and a rerun measures nothing twice.
+#include <dlfcn.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/op.h"
+#include "db/database.h"
+#include "schedules/kernel.h"
+#include "tuner/tuner.h"
+
+using namespace kiln;
+
+namespace {
+
+std::string temp_db(const std::string& name) {
+    auto dir = std::filesystem::temp_directory_path() /
+               ("kiln-test-tuner-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    auto path = dir / name;
+    std::filesystem::remove(path);
+    return path.string();
+}
+
+RunnerOptions runner_options() {
+    RunnerOptions o;
+    o.measure_binary = KILN_BINARY;
+    o.plugins = {KILN_TEST_PLUGIN};
+    o.parallel_builds = 2;
+    o.run_timeout_s = 2;
+    o.measure.min_time_s = 0.01;
+    return o;
+}
+
+// Loads the test ops into this process too: the tuner builds the space of test_faulty here.
+void load_test_ops() {
+    static bool loaded = dlopen(KILN_TEST_PLUGIN, RTLD_NOW | RTLD_GLOBAL) != nullptr;
+    ASSERT_TRUE(loaded);
+}
+
+}  // namespace
+
+TEST(Tuner, FailuresAreRecordsAndTheBudgetIsSpent) {
+    load_test_ops();
+    auto db = Database::open(temp_db("faulty.db"));
+    auto runner = make_process_runner(runner_options());
+    Workload w = Workload::from_shape("test_faulty", find_op("test_faulty").example());
+    TuneOptions o;
+    o.trials = 20;  // more than the space has: it runs out first
+    o.batch_size = 4;
+    o.strategy = "random";
+    TuneResult r = tune(w, host_target(), *db, *runner, o);
+    EXPECT_EQ(r.stop_reason, "space exhausted");
+    std::map<std::string, std::string> status_of;
+    for (const Record& rec : db->records({}))
+        status_of[rec.config.s("behaviour")] = to_string(rec.status);
+    EXPECT_EQ(status_of["ok"], "ok");
+    EXPECT_EQ(status_of["slow"], "ok");
+    EXPECT_EQ(status_of["segfault"], "runtime_error");
+    EXPECT_EQ(status_of["abort"], "runtime_error");
+    EXPECT_EQ(status_of["hang"], "timeout");
+    EXPECT_EQ(status_of["wrong"], "wrong_result");
+    EXPECT_EQ(status_of["compile_error"], "compile_error");
+    EXPECT_EQ(r.measured, static_cast<int>(status_of.size()));
+    ASSERT_TRUE(r.best);
+    EXPECT_EQ(r.best->config.s("behaviour"), "ok");  // faster than "slow"
+}
+
+TEST(Tuner, RerunMeasuresNothingTwiceAndKeepsTheBest) {
+    auto path = temp_db("resume.db");
+    auto runner = make_process_runner(runner_options());
+    Workload w = Workload::from_shape("dense", "m=4,n=24,k=16");
+    TuneOptions o;
+    o.trials = 6;
+    o.batch_size = 3;
+    TuneResult first, second;
+    {
+        auto db = Database::open(path);
+        first = tune(w, host_target(), *db, *runner, o);
+    }
+    {
+        auto db = Database::open(path);
+        second = tune(w, host_target(), *db, *runner, o);
+        EXPECT_EQ(second.known, first.measured);
+        auto records = db->records({});
+        std::set<uint64_t> hashes;
+        for (const Record& r : records) hashes.insert(r.config.hash());
+        EXPECT_EQ(hashes.size(), records.size());
+        EXPECT_EQ(static_cast<int>(records.size()), first.measured + second.measured);
+    }
+    ASSERT_TRUE(first.best && second.best);
+    EXPECT_LE(second.best->median_ms, first.best->median_ms);
+}
+
+TEST(Tuner, StopFlagEndsAfterTheCurrentBatch) {
+    auto db = Database::open(temp_db("stop.db"));
+    auto runner = make_process_runner(runner_options());
+    Workload w = Workload::from_shape("dense", "m=4,n=24,k=16");
+    TuneOptions o;
+    o.trials = 50;
+    o.batch_size = 2;
+    std::atomic<bool> stop{false};
+    int batches = 0;
+    TuneResult r = tune(
+        w, host_target(), *db, *runner, o,
+        [&](const TuneProgress& p) {
+            if (p.trials_done > 0 && ++batches == 1) stop.store(true);
+        },
+        &stop);
+    EXPECT_EQ(r.stop_reason, "interrupted");
+    EXPECT_LE(r.measured, 2);
+    EXPECT_EQ(static_cast<int>(db->records({}).size()), r.measured);
+}
+
+TEST(Tuner, EarlyStopAndTimeBudget) {
+    auto db = Database::open(temp_db("early.db"));
+    auto runner = make_process_runner(runner_options());
+    Workload w = Workload::from_shape("dense", "m=3,n=20,k=8");
+    TuneOptions o;
+    o.trials = 0;
+    o.time_budget_s = 3;
+    o.batch_size = 2;
+    auto start = std::chrono::steady_clock::now();
+    TuneResult r = tune(w, host_target(), *db, *runner, o);
+    double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_EQ(r.stop_reason, "time");
+    EXPECT_LT(took, 3 + 30);  // the last batch finishes after the budget, bounded by timeouts
+    o.time_budget_s = 0;
+    o.trials = 40;
+    o.early_stop = 2;
+    TuneResult e = tune(w, host_target(), *db, *runner, o);
+    EXPECT_TRUE(e.stop_reason == "early stop" || e.stop_reason == "space exhausted")
+        << e.stop_reason;
+}
+
+// The command itself, killed with SIGKILL in the middle of tuning: the database opens cleanly,
+// holds every committed batch, and the rerun measures none of them again.
+TEST(Tuner, SigkillLosesOnlyTheBatchInFlight) {
+    auto path = temp_db("killed.db");
+    const std::string shape = "c=8,h=10,w=10,k=16,r=3,s=3,pad=1";
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        freopen("/dev/null", "w", stderr);
+        execl(KILN_BINARY, KILN_BINARY, "tune-op", "conv2d", "--shape", shape.c_str(), "--db",
+              path.c_str(), "--trials", "40", "--batch", "2", "--min-time", "0.01",
+              static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    // Wait until at least two batches are committed, then kill mid-way through the next.
+    int64_t committed = 0;
+    for (int i = 0; i < 600 && committed < 4; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (std::filesystem::exists(path)) committed = Database::open(path)->records({}).size();
+    }
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_GE(committed, 4) << "the tuner committed nothing in 60 s";
+
+    auto db = Database::open(path);  // opens cleanly
+    auto before = db->records({});
+    EXPECT_GE(before.size(), 4u);
+    EXPECT_EQ(before.size() % 2, 0u) << "a batch was committed in part";
+
+    auto runner = make_process_runner(runner_options());
+    Workload w = Workload::from_shape("conv2d", shape);
+    TuneOptions o;
+    o.trials = 4;
+    o.batch_size = 2;
+    TuneResult r = tune(w, host_target(), *db, *runner, o);
+    EXPECT_EQ(r.known, static_cast<int>(before.size()));
+    auto after = db->records({});
+    std::set<uint64_t> hashes;
+    for (const Record& rec : after) hashes.insert(rec.config.hash());
+    EXPECT_EQ(hashes.size(), after.size());
+    EXPECT_EQ(after.size(), before.size() + r.measured);
+}

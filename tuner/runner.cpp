@@ -1,0 +1,623 @@
+// kiln/tuner/runner.cpp — the process runner: one `kiln measure-one` child per candidate.
+//
+// Two halves of one protocol (docs/MEASUREMENT.md):
+//   - measure_one_main(): the child. Reads a JSON request, compiles, says "compiled", waits for
+//     "go", verifies against the scalar reference, times, and answers one "done" line.
+//   - ProcessRunner::measure(): the parent. Spawns children (posix_spawn, never a bare fork: the
+//     tuner may have threads), keeps up to parallel_builds of them compiling, measures compiled
+//     ones one at a time while nothing compiles, and turns every way a child can end — an answer,
+//     a signal, an exit, silence past a deadline — into a Record.
+// Start reading at ProcessRunner::measure().
+#include "tuner/runner.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <istream>
+#include <memory>
+#include <ostream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/op.h"
+#include "schedules/kernel.h"
+#include "schedules/verify.h"
+
+extern char** environ;
+
+namespace kiln {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The request, shared by both sides.
+
+json measure_to_json(const MeasureOptions& m) {
+    return {{"min_time_s", m.min_time_s},   {"min_repeats", m.min_repeats},
+            {"warmup_runs", m.warmup_runs}, {"threads", m.threads},
+            {"verify_seed", m.verify_seed}, {"tolerance", m.tolerance}};
+}
+
+MeasureOptions measure_from_json(const json& j) {
+    MeasureOptions m;
+    if (!j.is_object()) throw Error("measure", "expected a JSON object");
+    m.min_time_s = j.value("min_time_s", m.min_time_s);
+    m.min_repeats = j.value("min_repeats", m.min_repeats);
+    m.warmup_runs = j.value("warmup_runs", m.warmup_runs);
+    m.threads = j.value("threads", m.threads);
+    m.verify_seed = j.value("verify_seed", m.verify_seed);
+    m.tolerance = j.value("tolerance", m.tolerance);
+    return m;
+}
+
+// Workload::to_json() prints the key, which needs the op's definition; the parent may not have
+// loaded the plugin that defines a test op, and the child recomputes the key anyway.
+json workload_request_json(const Workload& w) {
+    try {
+        return w.to_json();
+    } catch (const Error&) {
+        json params = json::object();
+        for (const auto& [name, v] : w.params)
+            params[name] = v.size() == 1 ? json(v[0]) : json(v);
+        return {{"op", w.op},
+                {"dtype", std::string(to_string(w.dtype))},
+                {"epilogue", w.epilogue.to_string()},
+                {"params", params}};
+    }
+}
+
+// The target as parse_target() reads it back: a known name, else the full Halide string.
+std::string target_request_name(const Target& t) {
+    for (const auto& name : known_target_names())
+        if (name == t.name) return name;
+    return t.halide;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The child.
+
+void emit(std::ostream& out, const json& j) {
+    out << j.dump() << '\n';
+    out.flush();
+}
+
+json done(const std::string& status, const std::string& error) {
+    return {{"phase", "done"}, {"status", status}, {"error", error}};
+}
+
+double median_of(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Verification, then timing; kiln::Error, Halide errors and anything else a kernel throws
+// become runtime_error in the caller.
+json verify_and_time(const Workload& w, Kernel& kernel, const MeasureOptions& m) {
+    auto inputs = random_inputs(w, m.verify_seed);
+    auto ptrs = pointers(inputs);
+    size_t n = static_cast<size_t>(w.output().numel());
+    std::vector<float> ref(n), out(n, std::nanf(""));
+    w.def().reference(w, ptrs, ref.data());
+    kernel.prepare(ptrs);
+    kernel.run(ptrs, out.data());
+    // The normwise error of verify_kernel(), on these same inputs, so the timed runs below
+    // reuse the prepared kernel.
+    double max_err = 0, max_ref = 0;
+    bool finite = true;
+    for (size_t i = 0; i < n; ++i) {
+        if (!std::isfinite(out[i])) finite = false;
+        max_err = std::fmax(max_err, std::fabs(double(out[i]) - ref[i]));
+        max_ref = std::fmax(max_ref, std::fabs(double(ref[i])));
+    }
+    double rel = max_err / std::fmax(max_ref, 1e-30);
+    if (!finite) return done("wrong_result", "output has NaN or Inf");
+    if (!(rel <= m.tolerance))
+        return done("wrong_result", fmt::format("relative error {:.2e} > {:.0e} (seed {})", rel,
+                                                m.tolerance, m.verify_seed));
+
+    for (int i = 0; i < m.warmup_runs; ++i)
+        kernel.run(ptrs, out.data());
+    // Each run is timed on its own: min and median over single runs show both the best case
+    // and the typical one, and a run disturbed by other work only moves the median.
+    std::vector<double> ms;
+    auto start = Clock::now();
+    while (static_cast<int>(ms.size()) < std::max(1, m.min_repeats) ||
+           seconds_since(start) < m.min_time_s) {
+        auto s = Clock::now();
+        kernel.run(ptrs, out.data());
+        ms.push_back(seconds_since(s) * 1e3);
+    }
+    return {{"phase", "done"},
+            {"status", "ok"},
+            {"min_ms", *std::min_element(ms.begin(), ms.end())},
+            {"median_ms", median_of(ms)},
+            {"repeats", static_cast<int>(ms.size())}};
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent: spawning, pipes, deadlines.
+
+// Writes all of `s`; false if the child has gone. SIGPIPE is blocked meanwhile (and a pending
+// one consumed) so that a dead child cannot kill the tuner.
+bool write_all(int fd, const std::string& s) {
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    bool ok = true;
+    for (size_t off = 0; off < s.size();) {
+        ssize_t n = ::write(fd, s.data() + off, s.size() - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            ok = false;
+            if (errno == EPIPE && !sigismember(&old, SIGPIPE)) {
+                timespec zero{0, 0};
+                sigtimedwait(&pipe_set, nullptr, &zero);
+            }
+            break;
+        }
+        off += static_cast<size_t>(n);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return ok;
+}
+
+std::string signal_name(int sig) {
+    switch (sig) {
+        case SIGSEGV:
+            return "SIGSEGV";
+        case SIGABRT:
+            return "SIGABRT";
+        case SIGBUS:
+            return "SIGBUS";
+        case SIGFPE:
+            return "SIGFPE";
+        case SIGILL:
+            return "SIGILL";
+        case SIGKILL:
+            return "SIGKILL";
+        case SIGTERM:
+            return "SIGTERM";
+        case SIGPIPE:
+            return "SIGPIPE";
+        case SIGTRAP:
+            return "SIGTRAP";
+        case SIGINT:
+            return "SIGINT";
+        default:
+            return fmt::format("signal {}", sig);
+    }
+}
+
+std::string describe_exit(int wait_status) {
+    if (WIFSIGNALED(wait_status)) return "killed by " + signal_name(WTERMSIG(wait_status));
+    if (WIFEXITED(wait_status)) return fmt::format("exited with code {}", WEXITSTATUS(wait_status));
+    return "ended";
+}
+
+constexpr size_t kStderrTail = 300;  // characters of a child's stderr kept for the error
+
+struct Child {
+    enum class State { compiling, queued, measuring, ended };
+
+    size_t index = 0;  // into the batch
+    pid_t pid = -1;
+    int in_fd = -1, out_fd = -1, err_fd = -1;
+    State state = State::compiling;
+    Clock::time_point started;
+    Clock::time_point deadline;
+    std::string out_buf, err_buf;
+    bool reaped = false;
+    int wait_status = 0;
+};
+
+void close_fd(int& fd) {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+}
+
+// Reads what is available; false at end of file (or a read error).
+bool drain(int fd, std::string& buf, size_t keep_tail) {
+    char chunk[4096];
+    for (;;) {
+        ssize_t n = ::read(fd, chunk, sizeof chunk);
+        if (n > 0) {
+            buf.append(chunk, static_cast<size_t>(n));
+            if (keep_tail && buf.size() > 4 * keep_tail) buf.erase(0, buf.size() - keep_tail);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+        return false;
+    }
+}
+
+std::string stderr_tail(const std::string& err) {
+    std::string s = err.size() > kStderrTail ? "..." + err.substr(err.size() - kStderrTail) : err;
+    for (char& ch : s)
+        if (ch == '\n' || ch == '\r') ch = ' ';
+    while (!s.empty() && s.back() == ' ')
+        s.pop_back();
+    return s;
+}
+
+class ProcessRunner final : public Runner {
+  public:
+    explicit ProcessRunner(RunnerOptions o) : o_(std::move(o)) {}
+
+    std::vector<Record> measure(const Workload& w, const std::vector<Config>& configs,
+                                const Target& t) override;
+
+  private:
+    std::vector<std::string> child_argv() const;
+    void spawn(Child& c, const std::string& request, Record& r);
+    void on_line(Child& c, const std::string& line, Record& r);
+    void finish(Child& c, Record& r, RecordStatus status, const std::string& error);
+    void reap(Child& c, bool kill_first);
+
+    RunnerOptions o_;
+};
+
+std::vector<std::string> ProcessRunner::child_argv() const {
+    std::vector<std::string> argv = {o_.measure_binary, "measure-one"};
+    for (const auto& p : o_.plugins) {
+        argv.push_back("--plugin");
+        argv.push_back(p);
+    }
+    return argv;
+}
+
+void ProcessRunner::spawn(Child& c, const std::string& request, Record& r) {
+    int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+        std::string why = strerror(errno);
+        for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]})
+            if (fd >= 0) ::close(fd);
+        c.reaped = true;
+        finish(c, r, RecordStatus::compile_error, "cannot create pipes for a child: " + why);
+        return;
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    // dup2 clears close-on-exec on the copies; every other pipe end, this child's and its
+    // siblings', closes at exec, so a sibling never holds another child's pipe open.
+    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+    auto args = child_argv();
+    std::vector<char*> argv;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    // Each child leads its own process group: a Ctrl-C at the terminal reaches the tuner,
+    // which finishes the candidate being timed, and not every candidate at once.
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, o_.measure_binary.c_str(), &actions, &attr, argv.data(), environ);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(in[0]), ::close(out[1]), ::close(err[1]);
+    c.in_fd = in[1];
+    c.out_fd = out[0];
+    c.err_fd = err[0];
+    c.started = Clock::now();
+    c.deadline = c.started + std::chrono::duration_cast<Clock::duration>(
+                                 std::chrono::duration<double>(o_.compile_timeout_s));
+    if (rc != 0) {
+        c.reaped = true;
+        finish(c, r, RecordStatus::compile_error,
+               "cannot start " + o_.measure_binary + ": " + strerror(rc));
+        return;
+    }
+    c.pid = pid;
+    fcntl(c.out_fd, F_SETFL, fcntl(c.out_fd, F_GETFL) | O_NONBLOCK);
+    fcntl(c.err_fd, F_SETFL, fcntl(c.err_fd, F_GETFL) | O_NONBLOCK);
+    // A child that is already gone shows as end of file on its stdout.
+    write_all(c.in_fd, request + "\n");
+}
+
+// Collects the child's exit status: at once after SIGKILL, or after a short grace for a child
+// that answered and is exiting on its own.
+void ProcessRunner::reap(Child& c, bool kill_first) {
+    if (c.reaped || c.pid < 0) return;
+    if (kill_first) ::kill(c.pid, SIGKILL);
+    auto grace = Clock::now() + std::chrono::seconds(2);
+    for (;;) {
+        pid_t got = waitpid(c.pid, &c.wait_status, kill_first ? 0 : WNOHANG);
+        if (got == c.pid || (got < 0 && errno != EINTR)) break;
+        if (got == 0 && Clock::now() > grace) {
+            ::kill(c.pid, SIGKILL);
+            kill_first = true;
+            continue;
+        }
+        if (got == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    c.reaped = true;
+}
+
+void ProcessRunner::finish(Child& c, Record& r, RecordStatus status, const std::string& error) {
+    r.status = status;
+    r.error = error;
+    r.time = utc_now();
+    c.state = Child::State::ended;
+    close_fd(c.in_fd);
+    close_fd(c.out_fd);
+    close_fd(c.err_fd);
+}
+
+void ProcessRunner::on_line(Child& c, const std::string& line, Record& r) {
+    json j = json::parse(line, nullptr, false);
+    // Anything else a kernel or library prints on stdout is not part of the protocol.
+    if (j.is_discarded() || !j.is_object() || !j.contains("phase")) return;
+    if (j.contains("compile_seconds")) r.compile_seconds = j.value("compile_seconds", 0.0);
+    if (j.contains("space_version")) r.space_version = j.value("space_version", 0);
+    std::string phase = j.value("phase", "");
+    if (phase == "compiled" && c.state == Child::State::compiling) {
+        c.state = Child::State::queued;
+        return;
+    }
+    if (phase != "done") return;
+    std::string status = j.value("status", "");
+    const std::pair<const char*, RecordStatus> kStatuses[] = {
+        {"ok", RecordStatus::ok},
+        {"compile_error", RecordStatus::compile_error},
+        {"runtime_error", RecordStatus::runtime_error},
+        {"timeout", RecordStatus::timeout},
+        {"wrong_result", RecordStatus::wrong_result}};
+    auto it = std::find_if(std::begin(kStatuses), std::end(kStatuses),
+                           [&](const auto& s) { return status == s.first; });
+    bool was_measuring = c.state == Child::State::measuring;
+    if (it == std::end(kStatuses)) {
+        reap(c, true);
+        finish(c, r, was_measuring ? RecordStatus::runtime_error : RecordStatus::compile_error,
+               "unknown status in the answer: " + line);
+        return;
+    }
+    if (it->second == RecordStatus::ok) {
+        r.min_ms = j.value("min_ms", 0.0);
+        r.median_ms = j.value("median_ms", 0.0);
+        r.repeats = j.value("repeats", 0);
+    }
+    reap(c, false);
+    finish(c, r, it->second, j.value("error", ""));
+}
+
+std::vector<Record> ProcessRunner::measure(const Workload& w, const std::vector<Config>& configs,
+                                           const Target& t) {
+    if (o_.measure_binary.empty() || ::access(o_.measure_binary.c_str(), X_OK) != 0)
+        throw Error("measure_binary", "'" + o_.measure_binary +
+                                          "' is not an executable kiln binary: " +
+                                          (o_.measure_binary.empty() ? "empty" : strerror(errno)));
+    for (const auto& p : o_.plugins)
+        if (::access(p.c_str(), R_OK) != 0)
+            throw Error("plugins", "cannot read '" + p + "': " + strerror(errno));
+    if (!t.is_host)
+        throw Error("target", "'" + t.name + "' does not run on this machine; kernels for it " +
+                                  "can be compiled but not measured here");
+
+    Record base;
+    base.workload = w;
+    base.target_name = t.name;
+    base.target_halide = t.halide;
+    base.fingerprint = host_fingerprint();
+    base.kiln_version = KILN_VERSION;
+    try {
+        base.space_version = find_space(w.op).space(w, t).version;
+    } catch (const std::exception&) {
+        // The op is only known to the child (a plugin): the child reports the version.
+    }
+    std::vector<Record> records(configs.size(), base);
+    for (size_t i = 0; i < configs.size(); ++i)
+        records[i].config = configs[i];
+
+    json request = {{"workload", workload_request_json(w)},
+                    {"target", target_request_name(t)},
+                    {"measure", measure_to_json(o_.measure)}};
+    const int builds = std::max(1, o_.parallel_builds);
+    // Compiled children wait, each holding its JIT kernel in memory; bound how many.
+    const size_t max_alive = static_cast<size_t>(2 * builds);
+    const auto run_timeout = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(o_.run_timeout_s));
+
+    size_t next = 0;
+    std::deque<std::unique_ptr<Child>> alive;
+    std::vector<char> answered(configs.size(), 0);  // a record that is final
+    // Whatever happens, no child outlives this call and none is left a zombie.
+    struct KillAll {
+        ProcessRunner* runner;
+        std::deque<std::unique_ptr<Child>>& alive;
+        ~KillAll() {
+            for (auto& c : alive) {
+                runner->reap(*c, true);
+                close_fd(c->in_fd), close_fd(c->out_fd), close_fd(c->err_fd);
+            }
+        }
+    } kill_all{this, alive};
+    auto count = [&](Child::State s) {
+        return static_cast<int>(std::count_if(alive.begin(), alive.end(),
+                                              [&](const auto& c) { return c->state == s; }));
+    };
+    bool stopping = false;
+    while (next < configs.size() || !alive.empty()) {
+        // Asked to stop: start nothing new; once no candidate is being timed, the rest are
+        // dropped unmeasured (killed on the way out).
+        stopping = stopping || stop_requested();
+        if (stopping && count(Child::State::measuring) == 0) break;
+        // Schedule: measure when nothing compiles (compiles would share the cores with the
+        // timed runs), otherwise start compiles up to the limits.
+        bool measuring = count(Child::State::measuring) > 0;
+        if (!stopping && !measuring && count(Child::State::compiling) == 0 &&
+            count(Child::State::queued) > 0) {
+            auto it = std::find_if(alive.begin(), alive.end(),
+                                   [](const auto& c) { return c->state == Child::State::queued; });
+            Child& c = **it;
+            c.state = Child::State::measuring;
+            c.deadline = Clock::now() + run_timeout;
+            write_all(c.in_fd, "go\n");
+            measuring = true;
+        }
+        while (!stopping && !measuring && next < configs.size() &&
+               count(Child::State::compiling) < builds && alive.size() < max_alive) {
+            auto c = std::make_unique<Child>();
+            c->index = next;
+            json req = request;
+            req["config"] = configs[next].to_json();
+            spawn(*c, req.dump(), records[next]);
+            if (c->state == Child::State::ended) answered[next] = 1;
+            ++next;
+            if (c->state != Child::State::ended) alive.push_back(std::move(c));
+        }
+        if (alive.empty()) continue;
+
+        // Wait for output or the nearest deadline.
+        std::vector<pollfd> fds;
+        auto wake = Clock::now() + std::chrono::seconds(1);
+        for (const auto& c : alive) {
+            fds.push_back({c->out_fd, POLLIN, 0});
+            fds.push_back({c->err_fd, POLLIN, 0});  // poll() skips a closed (-1) fd
+            if (c->state != Child::State::queued) wake = std::min(wake, c->deadline);
+        }
+        auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now());
+        int timeout = static_cast<int>(std::max<int64_t>(0, wait_ms.count() + 1));
+        if (::poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR)
+            throw Error("runner", std::string("poll: ") + strerror(errno));
+
+        for (size_t k = 0; k < alive.size(); ++k) {
+            Child& c = *alive[k];
+            Record& r = records[c.index];
+            if (c.err_fd >= 0 && fds[2 * k + 1].revents && !drain(c.err_fd, c.err_buf, kStderrTail))
+                close_fd(c.err_fd);
+            if (!fds[2 * k].revents) continue;
+            bool open = drain(c.out_fd, c.out_buf, 0);
+            for (size_t nl; c.state != Child::State::ended &&
+                            (nl = c.out_buf.find('\n')) != std::string::npos;) {
+                std::string line = c.out_buf.substr(0, nl);
+                c.out_buf.erase(0, nl + 1);
+                on_line(c, line, r);
+            }
+            if (!open && c.state != Child::State::ended) {
+                // Gone without an answer: a crash, an exit, or stdout closed.
+                bool compiled = c.state != Child::State::compiling;
+                reap(c, false);
+                if (c.err_fd >= 0) drain(c.err_fd, c.err_buf, kStderrTail);
+                std::string why = describe_exit(c.wait_status) + " before answering";
+                std::string tail = stderr_tail(c.err_buf);
+                if (!tail.empty()) why += ": " + tail;
+                finish(c, r, compiled ? RecordStatus::runtime_error : RecordStatus::compile_error,
+                       why);
+            }
+        }
+        auto now = Clock::now();
+        for (auto& cp : alive) {
+            Child& c = *cp;
+            if (c.state == Child::State::ended || c.state == Child::State::queued) continue;
+            if (now < c.deadline) continue;
+            bool compiling = c.state == Child::State::compiling;
+            Record& r = records[c.index];
+            if (compiling) r.compile_seconds = seconds_since(c.started);
+            reap(c, true);
+            finish(c, r, RecordStatus::timeout,
+                   fmt::format("no answer within {:g} s ({})",
+                               compiling ? o_.compile_timeout_s : o_.run_timeout_s,
+                               compiling ? "compile" : "run"));
+        }
+        for (auto& cp : alive) {
+            if (cp->state != Child::State::ended) continue;
+            reap(*cp, true);
+            answered[cp->index] = 1;
+        }
+        alive.erase(std::remove_if(alive.begin(), alive.end(),
+                                   [](const auto& c) { return c->state == Child::State::ended; }),
+                    alive.end());
+    }
+    if (!stopping) return records;
+    std::vector<Record> kept;
+    for (size_t i = 0; i < records.size(); ++i)
+        if (answered[i]) kept.push_back(std::move(records[i]));
+    return kept;
+}
+
+}  // namespace
+
+std::unique_ptr<Runner> make_process_runner(const RunnerOptions& options) {
+    return std::make_unique<ProcessRunner>(options);
+}
+
+int measure_one_main(std::istream& in, std::ostream& out) {
+    std::string line;
+    if (!std::getline(in, line)) {
+        emit(out, done("compile_error", "no request on stdin"));
+        return 2;
+    }
+    json request;
+    MeasureOptions m;
+    try {
+        request = json::parse(line);
+        if (!request.is_object() || !request.contains("workload") || !request.contains("config") ||
+            !request.contains("target"))
+            throw Error("request", "needs workload, config and target");
+        if (request.contains("measure")) m = measure_from_json(request["measure"]);
+    } catch (const std::exception& e) {
+        emit(out, done("compile_error", std::string("bad request: ") + e.what()));
+        return 2;
+    }
+    // Halide's thread pool reads HL_NUM_THREADS when it starts, at the first parallel run.
+    if (m.threads > 0) setenv("HL_NUM_THREADS", std::to_string(m.threads).c_str(), 1);
+
+    auto start = Clock::now();
+    std::unique_ptr<Kernel> kernel;
+    Workload w;
+    int space_version = 0;
+    try {
+        Target t = parse_target(request["target"].get<std::string>());
+        w = Workload::from_json(request["workload"]);
+        Config config = Config::from_json(request["config"]);
+        space_version = find_space(w.op).space(w, t).version;
+        kernel = compile_kernel(w, config, t);
+    } catch (const std::exception& e) {
+        json d = done("compile_error", e.what());
+        d["compile_seconds"] = seconds_since(start);
+        d["space_version"] = space_version;
+        emit(out, d);
+        return 0;
+    }
+    emit(out, {{"phase", "compiled"},
+               {"compile_seconds", seconds_since(start)},
+               {"space_version", space_version}});
+
+    if (!std::getline(in, line) || line != "go") return 3;  // the parent gave up on us
+
+    try {
+        emit(out, verify_and_time(w, *kernel, m));
+    } catch (const std::exception& e) {
+        emit(out, done("runtime_error", e.what()));
+    }
+    return 0;
+}
+
+}  // namespace kiln

@@ -33,6 +33,9 @@
 #ifdef KILN_BENCH_ADAMS2019
 #include "bench/peers_adams2019.h"
 #endif
+#ifdef KILN_BENCH_TUNE
+#include "bench/kiln_tune.h"
+#endif
 #include "core/error.h"
 #include "core/op.h"
 #include "schedules/verify.h"
@@ -55,6 +58,8 @@ struct Options {
     std::string peers;           // comma-separated peer names; empty = all built in
     double adams_timeout = 240;  // seconds for Adams2019 to schedule and compile one layer
     double adams_memory = 0;     // GiB of address space for its worker; 0 = half the memory
+    int tune_trials = 0;         // 0 = no tuning
+    std::string tune_db;         // resolved in main()
 };
 
 uint64_t seed_of(const std::string& id) {
@@ -182,6 +187,32 @@ LayerResult bench_layer(const Layer& l, const Options& o, const std::vector<cons
     res.kiln_key = kiln.key;
     res.kiln_compile_seconds = kiln.compile_seconds;
 
+    // Tuning happens before any timing of this layer, so the candidates' child processes never
+    // overlap a timed round.
+    std::unique_ptr<LayerRun> tuned;
+#ifdef KILN_BENCH_TUNE
+    if (o.tune_trials > 0 && kiln.run) {
+        TuneBenchOptions to{o.tune_trials, o.tune_db, o.threads, 0.1};
+        std::cerr << fmt::format("  tuning {} for {} trials\n", kiln.key, o.tune_trials);
+        try {
+            TunedKiln t = tune_layer(l, input.data(), weight.data(), seed_of(l.id) + 1, to);
+            res.tune = t.summary;
+            res.kiln_tuned.name = "kiln tuned";
+            res.kiln_tuned.ran = t.kiln.run != nullptr;
+            res.kiln_tuned.checked = res.kiln_tuned.ran;
+            res.kiln_tuned.correct = t.kiln.verified || !res.kiln_tuned.ran;
+            res.kiln_tuned.relative_error = t.kiln.relative_error;
+            res.kiln_tuned.detail = t.kiln.config;
+            res.kiln_tuned.why = t.summary.why;
+            tuned = std::move(t.kiln.run);
+        } catch (const std::exception& e) {
+            res.tune.why = fmt::format("tuning failed: {}", e.what());
+            res.kiln_tuned.why = res.tune.why;
+            res.kiln_tuned.failed = true;
+        }
+    }
+#endif
+
     // The op's scalar reference on the bench's own inputs, when kiln defines the op: it tells
     // whether each peer was set up for the same problem.
     std::vector<float> ref;
@@ -227,6 +258,7 @@ LayerResult bench_layer(const Layer& l, const Options& o, const std::vector<cons
     // the round rather than on one of them.
     for (int round = 0; round < o.rounds; ++round) {
         if (kiln.run) res.kiln.seconds.push_back(time_per_call(*kiln.run, o.min_time));
+        if (tuned) res.kiln_tuned.seconds.push_back(time_per_call(*tuned, o.min_time));
         for (size_t p = 0; p < runs.size(); ++p) {
             if (!runs[p]) continue;
             try {
@@ -243,6 +275,7 @@ LayerResult bench_layer(const Layer& l, const Options& o, const std::vector<cons
         peak_rounds.push_back(peak.round());
     }
     res.kiln.median_seconds = median(res.kiln.seconds);
+    res.kiln_tuned.median_seconds = median(res.kiln_tuned.seconds);
     for (auto& p : res.peers)
         p.median_seconds = median(p.seconds);
     return res;
@@ -252,6 +285,12 @@ std::string progress_line(const LayerResult& r) {
     std::string s = r.kiln.ran ? fmt::format("kiln {:.3f} ms{}", r.kiln.median_seconds * 1e3,
                                              r.kiln.correct ? "" : " (WRONG)")
                                : r.kiln.why;
+    if (r.kiln_tuned.ran)
+        s += fmt::format(", kiln tuned {:.3f} ms{} ({} trials in {:.0f} s)",
+                         r.kiln_tuned.median_seconds * 1e3, r.kiln_tuned.correct ? "" : " (WRONG)",
+                         r.tune.measured, r.tune.wall_seconds);
+    else if (!r.tune.why.empty())
+        s += ", " + r.tune.why;
     for (const auto& p : r.peers) {
         if (p.ran)
             s += fmt::format(", {} {:.3f} ms{}", p.name, p.median_seconds * 1e3,
@@ -298,6 +337,15 @@ int main(int argc, char** argv) {
                    "GiB of address space an Adams2019 worker may use (default: half the "
                    "machine's memory)")
         ->check(CLI::NonNegativeNumber);
+#ifdef KILN_BENCH_TUNE
+    app.add_option("--tune-trials", o.tune_trials,
+                   "tune each layer with kiln's tuner for this many candidates first, and time "
+                   "the best config as well (default: no tuning)")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--tune-db", o.tune_db,
+                   "tuning database for --tune-trials (default: a fresh file beside this "
+                   "executable)");
+#endif
     CLI11_PARSE(app, argc, argv);
     std::vector<const Peer*> peers;
     try {
@@ -321,6 +369,12 @@ int main(int argc, char** argv) {
             p->set_threads(o.threads);
 
         const std::vector<Layer> layers = select(load_layers(o.layers), o.only);
+#ifdef KILN_BENCH_TUNE
+        if (o.tune_trials > 0) {
+            o.tune_db = open_tune_database({o.tune_trials, o.tune_db, o.threads, 0.1});
+            std::cerr << "tuning database: " << o.tune_db << "\n";
+        }
+#endif
 
         RunInfo info;
         info.command = command_line(argc, argv);
@@ -333,6 +387,8 @@ int main(int argc, char** argv) {
         info.threads = o.threads;
         info.rounds = o.rounds;
         info.min_time = o.min_time;
+        info.tune_trials = o.tune_trials;
+        info.tune_db = o.tune_db;
         info.peak_isa = peak_isa();
         for (const Peer* p : peers) {
             info.peer_names.push_back(p->name());

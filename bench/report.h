@@ -28,12 +28,27 @@ struct ImplResult {
     double setup_seconds = -1.0;  // choosing the schedule (Peer::setup_label()); < 0 = none
 };
 
+// The tuning of one layer (--tune-trials).
+struct TuneSummary {
+    bool tuned = false;
+    std::string why;  // why there is no tuned column for the layer
+    int measured = 0;
+    int failures = 0;
+    int known = 0;  // records of this workload already in the database
+    double wall_seconds = 0.0;
+    double per_minute = 0.0;  // candidates measured per minute of tuning wall time
+    std::string stop_reason;
+    double best_ms = 0.0;  // the best record's median, as the tuner measured it
+};
+
 struct LayerResult {
     const Layer* layer = nullptr;
     ImplResult kiln;
     std::vector<ImplResult> peers;  // in peers() order
     std::string kiln_key;
     double kiln_compile_seconds = 0.0;
+    ImplResult kiln_tuned;  // the best config tuning found; ran = false when not tuned
+    TuneSummary tune;
 };
 
 struct RunInfo {
@@ -50,8 +65,10 @@ struct RunInfo {
     std::string load_before, load_after;  // /proc/loadavg: other users' work on a shared host
     int rounds = 0;
     double min_time = 0.0;
-    std::vector<std::string> peer_names;         // in column order
-    std::vector<std::string> peer_versions;      // same order
+    std::vector<std::string> peer_names;     // in column order
+    std::vector<std::string> peer_versions;  // same order
+    int tune_trials = 0;                     // --tune-trials; 0 = no tuning columns
+    std::string tune_db;
     std::vector<std::string> peer_setup_labels;  // same order; "" = no setup-time column
 };
 

@@ -436,9 +436,9 @@ class Adams2019Peer final : public Peer {
               "HL_NO_SUBTILING", "HL_AUTOSCHEDULE_MEMORY_LIMIT", "HL_DISABLE_MEMOIZED_FEATURES",
               "HL_DISABLE_MEMOIZED_BLOCKS"})
             if (const char* v = std::getenv(name)) set += fmt::format(", {}={}", name, v);
-        return fmt::format(
-            "Halide {}, {}, {}", KILN_HALIDE_VERSION, KILN_ADAMS2019_PLUGIN,
-            set.empty() ? "its own defaults (beam search, built-in weights)" : "options" + set);
+        return fmt::format("Halide {}, {}, {}", KILN_HALIDE_VERSION, KILN_ADAMS2019_PLUGIN,
+                           set.empty() ? "its own defaults (beam search, built-in weights)"
+                                       : "options: " + set.substr(2));
     }
     std::string setup_label() const override { return "autoschedule s"; }
     void set_threads(int) const override {}  // the worker reads HL_NUM_THREADS, set by the bench

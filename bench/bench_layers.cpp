@@ -7,6 +7,7 @@
 // pieces are layer.h (shapes), kiln_run.h and peer.h (implementations), measure.h (timing),
 // peak.h (the % of peak denominator) and report.h (table, page, JSON).
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
@@ -29,6 +30,12 @@
 #include "bench/peak.h"
 #include "bench/peer.h"
 #include "bench/report.h"
+#ifdef KILN_BENCH_ADAMS2019
+#include "bench/peers_adams2019.h"
+#endif
+#ifdef KILN_BENCH_TUNE
+#include "bench/kiln_tune.h"
+#endif
 #include "core/error.h"
 #include "core/op.h"
 #include "schedules/verify.h"
@@ -48,6 +55,11 @@ struct Options {
     std::string doc = "docs/PERFORMANCE.md";
     bool no_doc = false;
     std::string json;
+    std::string peers;           // comma-separated peer names; empty = all built in
+    double adams_timeout = 240;  // seconds for Adams2019 to schedule and compile one layer
+    double adams_memory = 0;     // GiB of address space for its worker; 0 = half the memory
+    int tune_trials = 0;         // 0 = no tuning
+    std::string tune_db;         // resolved in main()
 };
 
 uint64_t seed_of(const std::string& id) {
@@ -102,6 +114,32 @@ void apply_peer_environment(const std::vector<const Peer*>& peers, char** argv) 
     if (changed) execv("/proc/self/exe", argv);  // returns only on failure: go on as we are
 }
 
+// The peers named in `names` (comma-separated, any case), in column order; all when empty.
+std::vector<const Peer*> select_peers(const std::vector<const Peer*>& all,
+                                      const std::string& names) {
+    if (names.empty()) return all;
+    auto lower = [](std::string s) {
+        for (char& ch : s)
+            ch = char(std::tolower(static_cast<unsigned char>(ch)));
+        return s;
+    };
+    std::set<std::string> wanted;
+    std::stringstream ss(names);
+    for (std::string name; std::getline(ss, name, ',');)
+        if (!name.empty()) wanted.insert(lower(name));
+    std::vector<const Peer*> out;
+    for (const Peer* p : all)
+        if (wanted.erase(lower(p->name()))) out.push_back(p);
+    if (!wanted.empty()) {
+        std::string known;
+        for (const Peer* p : all)
+            known += (known.empty() ? "" : ", ") + p->name();
+        throw Error("peers", fmt::format("no peer '{}' in this build (built in: {})",
+                                         *wanted.begin(), known.empty() ? "none" : known));
+    }
+    return out;
+}
+
 std::string command_line(int argc, char** argv) {
     std::string s;
     for (int i = 0; i < argc; ++i) {
@@ -149,6 +187,32 @@ LayerResult bench_layer(const Layer& l, const Options& o, const std::vector<cons
     res.kiln_key = kiln.key;
     res.kiln_compile_seconds = kiln.compile_seconds;
 
+    // Tuning happens before any timing of this layer, so the candidates' child processes never
+    // overlap a timed round.
+    std::unique_ptr<LayerRun> tuned;
+#ifdef KILN_BENCH_TUNE
+    if (o.tune_trials > 0 && kiln.run) {
+        TuneBenchOptions to{o.tune_trials, o.tune_db, o.threads, 0.1};
+        std::cerr << fmt::format("  tuning {} for {} trials\n", kiln.key, o.tune_trials);
+        try {
+            TunedKiln t = tune_layer(l, input.data(), weight.data(), seed_of(l.id) + 1, to);
+            res.tune = t.summary;
+            res.kiln_tuned.name = "kiln tuned";
+            res.kiln_tuned.ran = t.kiln.run != nullptr;
+            res.kiln_tuned.checked = res.kiln_tuned.ran;
+            res.kiln_tuned.correct = t.kiln.verified || !res.kiln_tuned.ran;
+            res.kiln_tuned.relative_error = t.kiln.relative_error;
+            res.kiln_tuned.detail = t.kiln.config;
+            res.kiln_tuned.why = t.summary.why;
+            tuned = std::move(t.kiln.run);
+        } catch (const std::exception& e) {
+            res.tune.why = fmt::format("tuning failed: {}", e.what());
+            res.kiln_tuned.why = res.tune.why;
+            res.kiln_tuned.failed = true;
+        }
+    }
+#endif
+
     // The op's scalar reference on the bench's own inputs, when kiln defines the op: it tells
     // whether each peer was set up for the same problem.
     std::vector<float> ref;
@@ -167,21 +231,25 @@ LayerResult bench_layer(const Layer& l, const Options& o, const std::vector<cons
         std::unique_ptr<LayerRun> run;
         try {
             run = p->prepare(l, input.data(), weight.data(), &r.why);
+            if (run) {
+                r.detail = run->detail;
+                r.setup_seconds = run->setup_seconds;
+                r.schedule = run->schedule;
+                if (!ref.empty()) {
+                    std::vector<float> out(ref.size());
+                    run->run();
+                    run->read_output(out.data());
+                    r.checked = true;
+                    r.relative_error = relative_error(out, ref);
+                    r.correct = r.relative_error <= kF32Tolerance;
+                }
+            }
         } catch (const std::exception& e) {
+            run.reset();
+            r.failed = true;
             r.why = fmt::format("{}: {}", p->name(), e.what());
         }
         r.ran = run != nullptr;
-        if (run) {
-            r.detail = run->detail;
-            if (!ref.empty()) {
-                std::vector<float> out(ref.size());
-                run->run();
-                run->read_output(out.data());
-                r.checked = true;
-                r.relative_error = relative_error(out, ref);
-                r.correct = r.relative_error <= kF32Tolerance;
-            }
-        }
         res.peers.push_back(std::move(r));
         runs.push_back(std::move(run));
     }
@@ -190,11 +258,24 @@ LayerResult bench_layer(const Layer& l, const Options& o, const std::vector<cons
     // the round rather than on one of them.
     for (int round = 0; round < o.rounds; ++round) {
         if (kiln.run) res.kiln.seconds.push_back(time_per_call(*kiln.run, o.min_time));
-        for (size_t p = 0; p < runs.size(); ++p)
-            if (runs[p]) res.peers[p].seconds.push_back(time_per_call(*runs[p], o.min_time));
+        if (tuned) res.kiln_tuned.seconds.push_back(time_per_call(*tuned, o.min_time));
+        for (size_t p = 0; p < runs.size(); ++p) {
+            if (!runs[p]) continue;
+            try {
+                res.peers[p].seconds.push_back(runs[p]->measure(o.min_time));
+            } catch (const std::exception& e) {
+                // A peer that fails mid-run (a worker process that died) drops out of the row.
+                runs[p].reset();
+                res.peers[p].ran = false;
+                res.peers[p].failed = true;
+                res.peers[p].why = fmt::format("{}: {}", peers[p]->name(), e.what());
+                res.peers[p].seconds.clear();
+            }
+        }
         peak_rounds.push_back(peak.round());
     }
     res.kiln.median_seconds = median(res.kiln.seconds);
+    res.kiln_tuned.median_seconds = median(res.kiln_tuned.seconds);
     for (auto& p : res.peers)
         p.median_seconds = median(p.seconds);
     return res;
@@ -204,20 +285,33 @@ std::string progress_line(const LayerResult& r) {
     std::string s = r.kiln.ran ? fmt::format("kiln {:.3f} ms{}", r.kiln.median_seconds * 1e3,
                                              r.kiln.correct ? "" : " (WRONG)")
                                : r.kiln.why;
-    for (const auto& p : r.peers)
+    if (r.kiln_tuned.ran)
+        s += fmt::format(", kiln tuned {:.3f} ms{} ({} trials in {:.0f} s)",
+                         r.kiln_tuned.median_seconds * 1e3, r.kiln_tuned.correct ? "" : " (WRONG)",
+                         r.tune.measured, r.tune.wall_seconds);
+    else if (!r.tune.why.empty())
+        s += ", " + r.tune.why;
+    for (const auto& p : r.peers) {
         if (p.ran)
             s += fmt::format(", {} {:.3f} ms{}", p.name, p.median_seconds * 1e3,
                              p.correct ? "" : " (WRONG)");
+        else if (p.failed)
+            s += fmt::format(", {} FAILED ({})", p.name, p.why);
+    }
     return s;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef KILN_BENCH_ADAMS2019
+    if (argc == 2 && std::string(argv[1]) == kAdams2019WorkerFlag) return adams2019_worker_main();
+#endif
     Options o;
     CLI::App app{
-        "Times every layer of layers.json with kiln's default schedules against oneDNN "
-        "and OpenBLAS, and writes the table into docs/PERFORMANCE.md."};
+        "Times every layer of layers.json with kiln's default schedules against oneDNN, "
+        "OpenBLAS and Halide's Adams2019 autoscheduler, and writes the table into "
+        "docs/PERFORMANCE.md."};
     app.add_option("--layers", o.layers, "the layer set (JSON)")->capture_default_str();
     app.add_option("--only", o.only, "comma-separated layer ids to run (default: all)");
     app.add_option("--rounds", o.rounds, "rounds; the median over rounds is reported")
@@ -231,9 +325,39 @@ int main(int argc, char** argv) {
     app.add_option("--write-doc", o.doc, "page to write the table into")->capture_default_str();
     app.add_flag("--no-doc", o.no_doc, "only print the table");
     app.add_option("--json", o.json, "write the raw numbers (every round) to this file");
+    app.add_option("--peers", o.peers,
+                   "comma-separated peers to run (default: all built in: oneDNN, OpenBLAS, "
+                   "Adams2019)");
+    app.add_option("--adams-timeout", o.adams_timeout,
+                   "seconds Adams2019 may take to schedule and compile one layer; past them its "
+                   "worker process is killed and the row says so")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--adams-memory", o.adams_memory,
+                   "GiB of address space an Adams2019 worker may use (default: half the "
+                   "machine's memory)")
+        ->check(CLI::NonNegativeNumber);
+#ifdef KILN_BENCH_TUNE
+    app.add_option("--tune-trials", o.tune_trials,
+                   "tune each layer with kiln's tuner for this many candidates first, and time "
+                   "the best config as well (default: no tuning)")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--tune-db", o.tune_db,
+                   "tuning database for --tune-trials (default: a fresh file beside this "
+                   "executable)");
+#endif
     CLI11_PARSE(app, argc, argv);
-    const std::vector<const Peer*> peers = kiln::bench::peers();
+    std::vector<const Peer*> peers;
+    try {
+        peers = select_peers(kiln::bench::peers(), o.peers);
+    } catch (const Error& e) {
+        std::cerr << "kiln_bench_layers: " << e.what() << "\n";
+        return 2;
+    }
     apply_peer_environment(peers, argv);
+#ifdef KILN_BENCH_ADAMS2019
+    set_adams2019_options({o.adams_timeout, o.adams_memory});
+#endif
 
     try {
         keep_heap_memory();
@@ -245,6 +369,12 @@ int main(int argc, char** argv) {
             p->set_threads(o.threads);
 
         const std::vector<Layer> layers = select(load_layers(o.layers), o.only);
+#ifdef KILN_BENCH_TUNE
+        if (o.tune_trials > 0) {
+            o.tune_db = open_tune_database({o.tune_trials, o.tune_db, o.threads, 0.1});
+            std::cerr << "tuning database: " << o.tune_db << "\n";
+        }
+#endif
 
         RunInfo info;
         info.command = command_line(argc, argv);
@@ -257,6 +387,8 @@ int main(int argc, char** argv) {
         info.threads = o.threads;
         info.rounds = o.rounds;
         info.min_time = o.min_time;
+        info.tune_trials = o.tune_trials;
+        info.tune_db = o.tune_db;
         info.peak_isa = peak_isa();
         for (const Peer* p : peers) {
             info.peer_names.push_back(p->name());
@@ -264,6 +396,7 @@ int main(int argc, char** argv) {
             for (const auto& [name, value] : p->environment())
                 version += fmt::format(", {}={}", name, std::getenv(name.c_str()));
             info.peer_versions.push_back(version);
+            info.peer_setup_labels.push_back(p->setup_label());
         }
         std::cerr << fmt::format("peak: sizing an FMA loop ({}) on {} threads\n", info.peak_isa,
                                  o.threads);

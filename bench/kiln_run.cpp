@@ -32,7 +32,8 @@ class KilnRun final : public LayerRun {
 
 }  // namespace
 
-KilnSetup prepare_kiln(const Layer& l, const float* input, const float* weight, uint64_t seed) {
+KilnSetup prepare_kiln(const Layer& l, const float* input, const float* weight, uint64_t seed,
+                       const Config* given) {
     KilnSetup s;
     const SpaceDef* space_def = nullptr;
     try {
@@ -51,7 +52,7 @@ KilnSetup prepare_kiln(const Layer& l, const float* input, const float* weight, 
             return s;
         }
         const Target t = host_target();
-        Config config = space_def->space(w, t).default_config;
+        Config config = given ? *given : space_def->space(w, t).default_config;
         s.key = w.key();
         s.config = config.to_string();
         std::unique_ptr<Kernel> kernel = compile_kernel(w, config, t);

@@ -1,4 +1,5 @@
-// kiln/bench/kiln_run.h — kiln's column: a layer compiled with its space's default config.
+// kiln/bench/kiln_run.h — kiln's columns: a layer compiled with its space's default config, or
+// with a given one (the best config tuning found, kiln_tune.h).
 #pragma once
 
 #include <memory>
@@ -6,6 +7,7 @@
 
 #include "bench/layer.h"
 #include "bench/peer.h"
+#include "core/config.h"
 
 namespace kiln::bench {
 
@@ -13,14 +15,16 @@ struct KilnSetup {
     std::unique_ptr<LayerRun> run;  // null when kiln has no kernel for the op (see `why`)
     std::string why;
     std::string key;     // the workload key
-    std::string config;  // the default config, compact JSON
+    std::string config;  // the config compiled, compact JSON
     double compile_seconds = 0.0;
     bool verified = false;  // verify_kernel() passed within kF32Tolerance
     double relative_error = 0.0;
 };
 
-// Builds the Workload, compiles the default config for the host, checks it once with
-// verify_kernel(), then prepares it with `input` and `weight` (which it keeps pointing to).
-KilnSetup prepare_kiln(const Layer& l, const float* input, const float* weight, uint64_t seed);
+// Builds the Workload, compiles `config` (null: the space's default) for the host, checks it
+// once with verify_kernel(), then prepares it with `input` and `weight` (which it keeps pointing
+// to).
+KilnSetup prepare_kiln(const Layer& l, const float* input, const float* weight, uint64_t seed,
+                       const Config* config = nullptr);
 
 }  // namespace kiln::bench

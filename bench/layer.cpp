@@ -62,6 +62,40 @@ Workload Layer::to_workload() const {
     return Workload::from_shape(op, shape, dtype);
 }
 
+Layer parse_layer(const nlohmann::json& j, const std::string& where) {
+    Layer l;
+    l.fields = j;
+    l.id = j.value("id", std::string());
+    l.op = j.value("op", std::string());
+    l.model = j.value("model", std::string());
+    if (l.id.empty() || l.op.empty()) throw Error("layers", where + ": no id or op");
+    if (l.op == "dense") {
+        l.gemm = {field(l, "m"), field(l, "n"), field(l, "k")};
+    } else if (l.fields.contains("r")) {
+        l.is_conv = true;
+        ConvDims& d = l.conv;
+        d.n = field_or(l, "n", 1);
+        d.c = field(l, "c");
+        d.h = field(l, "h");
+        d.w = field(l, "w");
+        d.k = field_or(l, "k", d.c);
+        d.r = field(l, "r");
+        d.s = field(l, "s");
+        d.stride = field_or(l, "stride", 1);
+        d.pad = field_or(l, "pad", 0);
+        d.dilation = field_or(l, "dilation", 1);
+        // Depthwise workloads have no groups parameter: one group per channel.
+        d.groups = field_or(l, "groups", l.op == "depthwise_conv2d" ? d.c : 1);
+        if (d.c % d.groups != 0 || d.k % d.groups != 0 || d.oh() < 1 || d.ow() < 1)
+            throw Error("layers", fmt::format("{}: layer '{}' has an invalid shape", where, l.id));
+    } else {
+        throw Error("layers", fmt::format("{}: layer '{}': op '{}' is neither a convolution "
+                                          "(r, s, ...) nor dense (m, n, k)",
+                                          where, l.id, l.op));
+    }
+    return l;
+}
+
 std::vector<Layer> load_layers(const std::string& path) {
     std::ifstream in(path);
     if (!in) throw Error("layers", "cannot open " + path);
@@ -74,42 +108,8 @@ std::vector<Layer> load_layers(const std::string& path) {
     if (!doc.contains("layers") || !doc["layers"].is_array())
         throw Error("layers", path + ": no \"layers\" array");
     std::vector<Layer> layers;
-    for (const auto& j : doc["layers"]) {
-        Layer l;
-        l.fields = j;
-        l.id = j.value("id", std::string());
-        l.op = j.value("op", std::string());
-        l.model = j.value("model", std::string());
-        if (l.id.empty() || l.op.empty())
-            throw Error("layers",
-                        fmt::format("{}: layer #{} has no id or op", path, layers.size()));
-        if (l.op == "dense") {
-            l.gemm = {field(l, "m"), field(l, "n"), field(l, "k")};
-        } else if (l.fields.contains("r")) {
-            l.is_conv = true;
-            ConvDims& d = l.conv;
-            d.n = field_or(l, "n", 1);
-            d.c = field(l, "c");
-            d.h = field(l, "h");
-            d.w = field(l, "w");
-            d.k = field_or(l, "k", d.c);
-            d.r = field(l, "r");
-            d.s = field(l, "s");
-            d.stride = field_or(l, "stride", 1);
-            d.pad = field_or(l, "pad", 0);
-            d.dilation = field_or(l, "dilation", 1);
-            // Depthwise workloads have no groups parameter: one group per channel.
-            d.groups = field_or(l, "groups", l.op == "depthwise_conv2d" ? d.c : 1);
-            if (d.c % d.groups != 0 || d.k % d.groups != 0 || d.oh() < 1 || d.ow() < 1)
-                throw Error("layers",
-                            fmt::format("{}: layer '{}' has an invalid shape", path, l.id));
-        } else {
-            throw Error("layers", fmt::format("{}: layer '{}': op '{}' is neither a convolution "
-                                              "(r, s, ...) nor dense (m, n, k)",
-                                              path, l.id, l.op));
-        }
-        layers.push_back(std::move(l));
-    }
+    for (const auto& j : doc["layers"])
+        layers.push_back(parse_layer(j, fmt::format("{} (layer #{})", path, layers.size())));
     return layers;
 }
 

@@ -48,6 +48,10 @@ struct Layer {
     Workload to_workload() const;
 };
 
+// One entry of layers.json; throws kiln::Error naming `where` when a field is missing or the
+// shape is invalid.
+Layer parse_layer(const nlohmann::json& j, const std::string& where);
+
 // Reads layers.json; throws kiln::Error naming the file and the offending layer.
 std::vector<Layer> load_layers(const std::string& path);
 

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "bench/measure.h"
+
 namespace kiln::bench {
 namespace {
 std::vector<std::unique_ptr<Peer>>& registry() {
@@ -10,6 +12,10 @@ std::vector<std::unique_ptr<Peer>>& registry() {
     return all;
 }
 }  // namespace
+
+double LayerRun::measure(double min_time) {
+    return time_per_call(*this, min_time);
+}
 
 PeerRegistration::PeerRegistration(std::unique_ptr<Peer> peer) {
     registry().push_back(std::move(peer));

@@ -21,9 +21,15 @@ class LayerRun {
   public:
     virtual ~LayerRun() = default;
     virtual void run() = 0;  // the timed call
+    // Seconds per call, by measure.h's protocol. An implementation that runs in another
+    // process times itself there and reports the result.
+    virtual double measure(double min_time);
     // The output as the boundary tensor (NCHW / row-major), for the correctness check. Not timed.
     virtual void read_output(float* out) = 0;
     std::string detail;  // what the implementation chose, e.g. oneDNN's kernel name
+    // Seconds the peer spent choosing its schedule (Peer::setup_label()); < 0 when none.
+    double setup_seconds = -1.0;
+    std::string schedule;  // the schedule a peer generated, as source text; "" for none
 };
 
 class Peer {
@@ -35,9 +41,12 @@ class Peer {
     // Variables the library reads when it is loaded, before main() runs. The bench sets those
     // the user has not set and starts itself again, so they are in place from the start.
     virtual std::vector<std::pair<std::string, std::string>> environment() const { return {}; }
+    // Header of an extra column with LayerRun::setup_seconds ("autoschedule s"); "" for none.
+    virtual std::string setup_label() const { return ""; }
     // The library's thread pool size; called once before any layer.
     virtual void set_threads(int n) const = 0;
-    // nullptr with `why` filled when the peer does not run this kind of layer.
+    // nullptr with `why` filled when the peer does not run this kind of layer; throws when it
+    // should have run it and failed (the table then shows the reason).
     virtual std::unique_ptr<LayerRun> prepare(const Layer& l, const float* input,
                                               const float* weight, std::string* why) const = 0;
 };

@@ -2,6 +2,7 @@
 #include "bench/report.h"
 
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -30,7 +31,7 @@ std::string cell_text(const std::string& text) {
 }
 
 std::string ms_cell(const ImplResult& r) {
-    if (!r.ran) return "–";
+    if (!r.ran) return r.failed ? "failed: " + cell_text(r.why) : "–";
     std::string cell = fmt::format("{:.3f}", r.median_seconds * 1e3);
     if (!r.correct) cell += fmt::format(" **wrong** (err {:.1e})", r.relative_error);
     return cell;
@@ -46,23 +47,26 @@ std::string ratio_cell(const ImplResult& kiln, const ImplResult& peer) {
     return fmt::format("{:.2f}", peer.median_seconds / kiln.median_seconds);
 }
 
-std::string geomean_line(const std::vector<LayerResult>& results, const std::string& peer, size_t p,
+// `which` picks kiln's column (default or tuned), `other` the implementation compared with.
+std::string geomean_line(const std::vector<LayerResult>& results, const std::string& kiln_name,
+                         const ImplResult LayerResult::*which, const std::string& peer,
+                         const std::function<const ImplResult&(const LayerResult&)>& other,
                          bool conv) {
     std::vector<double> ratios;
     size_t layers = 0;
     for (const auto& r : results) {
-        if (r.layer->is_conv != conv || !usable(r.peers[p])) continue;
+        if (r.layer->is_conv != conv || !usable(other(r))) continue;
         ++layers;
-        if (usable(r.kiln)) ratios.push_back(r.peers[p].median_seconds / r.kiln.median_seconds);
+        const ImplResult& k = r.*which;
+        if (usable(k)) ratios.push_back(other(r).median_seconds / k.median_seconds);
     }
     const char* kind = conv ? "conv (conv2d + depthwise)" : "dense";
     if (layers == 0) return "";
     if (ratios.empty())
-        return fmt::format(
-            "- kiln vs {}, {} layers: no correct kiln kernel yet for any of the {}\n", peer, kind,
-            layers);
-    return fmt::format("- kiln vs {}, {} layers: geomean speed ratio **{:.2f}** over {} of {}\n",
-                       peer, kind, geomean(ratios), ratios.size(), layers);
+        return fmt::format("- {} vs {}, {} layers: no correct {} kernel for any of the {}\n",
+                           kiln_name, peer, kind, kiln_name, layers);
+    return fmt::format("- {} vs {}, {} layers: geomean speed ratio **{:.2f}** over {} of {}\n",
+                       kiln_name, peer, kind, geomean(ratios), ratios.size(), layers);
 }
 
 }  // namespace
@@ -84,15 +88,37 @@ std::string markdown(const RunInfo& info, const std::vector<LayerResult>& result
         out << fmt::format("- Load average (1, 5, 15 min) before: {}; after: {}\n",
                            info.load_before, info.load_after);
     out << fmt::format("- Layers: `{}`\n", info.layers_file);
+    if (info.tune_trials > 0)
+        out << fmt::format(
+            "- Tuning: {} new candidates per layer with kiln's tuner (default search, each "
+            "candidate built, checked and timed in its own process) into `{}`; \"kiln tuned\" is "
+            "the best config in that database, timed in the same rounds as the rest\n",
+            info.tune_trials, info.tune_db);
     for (size_t p = 0; p < info.peer_names.size(); ++p)
         out << fmt::format("- {}: {}\n", info.peer_names[p], info.peer_versions[p]);
     out << "\n";
 
     out << "| layer | op | kiln ms | kiln GFLOP/s | kiln % peak |";
     std::string rule = "| --- | --- | ---: | ---: | ---: |";
-    for (const auto& name : info.peer_names) {
-        out << fmt::format(" {0} ms | {0} GFLOP/s | kiln/{0} |", name);
+    const bool tuning = info.tune_trials > 0;
+    if (tuning) {
+        out << " kiln tuned ms | tuned GFLOP/s | tuned/default | trials | tune s | cand/min |";
+        rule += " ---: | ---: | ---: | ---: | ---: | ---: |";
+    }
+    auto has_setup = [&](size_t p) {
+        return p < info.peer_setup_labels.size() && !info.peer_setup_labels[p].empty();
+    };
+    for (size_t p = 0; p < info.peer_names.size(); ++p) {
+        out << fmt::format(" {0} ms | {0} GFLOP/s | kiln/{0} |", info.peer_names[p]);
         rule += " ---: | ---: | ---: |";
+        if (tuning) {
+            out << fmt::format(" tuned/{} |", info.peer_names[p]);
+            rule += " ---: |";
+        }
+        if (has_setup(p)) {
+            out << fmt::format(" {} {} |", info.peer_names[p], info.peer_setup_labels[p]);
+            rule += " ---: |";
+        }
     }
     out << "\n" << rule << "\n";
     for (const auto& r : results) {
@@ -103,16 +129,47 @@ std::string markdown(const RunInfo& info, const std::vector<LayerResult>& result
                                100.0 * flops / r.kiln.median_seconds * 1e-9 / info.peak_gflops);
         else
             out << fmt::format(" {} | – | – |", cell_text(r.kiln.why));
-        for (const auto& p : r.peers)
-            out << fmt::format(" {} | {} | {} |", ms_cell(p), gflops_cell(p, flops),
-                               ratio_cell(r.kiln, p));
+        if (tuning) {
+            const TuneSummary& t = r.tune;
+            if (r.kiln_tuned.ran)
+                out << fmt::format(" {} | {} | {} | {} | {:.0f} | {:.1f} |", ms_cell(r.kiln_tuned),
+                                   gflops_cell(r.kiln_tuned, flops),
+                                   ratio_cell(r.kiln_tuned, r.kiln), t.measured, t.wall_seconds,
+                                   t.per_minute);
+            else
+                out << fmt::format(
+                    " {} | – | – | {} | {} | – |", t.why.empty() ? "–" : cell_text(t.why),
+                    t.measured, t.wall_seconds > 0 ? fmt::format("{:.0f}", t.wall_seconds) : "–");
+        }
+        for (size_t p = 0; p < r.peers.size(); ++p) {
+            const ImplResult& peer = r.peers[p];
+            out << fmt::format(" {} | {} | {} |", ms_cell(peer), gflops_cell(peer, flops),
+                               ratio_cell(r.kiln, peer));
+            if (tuning) out << fmt::format(" {} |", ratio_cell(r.kiln_tuned, peer));
+            if (has_setup(p))
+                out << (peer.setup_seconds >= 0 ? fmt::format(" {:.1f} |", peer.setup_seconds)
+                                                : std::string(" – |"));
+        }
         out << "\n";
     }
     out << "\nkiln/peer is the peer's time over kiln's: above 1, kiln is faster. Geomeans count "
            "the layers where both ran and matched the reference.\n\n";
     for (size_t p = 0; p < info.peer_names.size(); ++p)
         for (bool conv : {true, false})
-            out << geomean_line(results, info.peer_names[p], p, conv);
+            out << geomean_line(
+                results, "kiln", &LayerResult::kiln, info.peer_names[p],
+                [p](const LayerResult& r) -> const ImplResult& { return r.peers[p]; }, conv);
+    if (tuning) {
+        for (bool conv : {true, false})
+            out << geomean_line(
+                results, "kiln tuned", &LayerResult::kiln_tuned, "kiln default",
+                [](const LayerResult& r) -> const ImplResult& { return r.kiln; }, conv);
+        for (size_t p = 0; p < info.peer_names.size(); ++p)
+            for (bool conv : {true, false})
+                out << geomean_line(
+                    results, "kiln tuned", &LayerResult::kiln_tuned, info.peer_names[p],
+                    [p](const LayerResult& r) -> const ImplResult& { return r.peers[p]; }, conv);
+    }
     return out.str();
 }
 
@@ -131,7 +188,8 @@ void write_doc(const std::string& path, const std::string& section) {
         page =
             "# kiln performance\n\n"
             "Every layer of the standard set (shared/bench/layers.json), timed in one run "
-            "with kiln's default schedules against oneDNN and, for dense layers, OpenBLAS. "
+            "with kiln's default schedules against oneDNN, OpenBLAS (dense layers) and "
+            "Halide's Adams2019 autoscheduler. "
             "The section between the markers is written by `kiln_bench_layers` "
             "(bench/README.md explains the protocol); do not edit it by hand.\n\n" +
             block + "\n";
@@ -152,8 +210,11 @@ nlohmann::json to_json(const RunInfo& info, const std::vector<LayerResult>& resu
         nlohmann::json j = {{"name", r.name}, {"ran", r.ran}};
         if (!r.ran) {
             j["why"] = r.why;
+            j["failed"] = r.failed;
             return j;
         }
+        if (r.setup_seconds >= 0) j["setup_seconds"] = r.setup_seconds;
+        if (!r.schedule.empty()) j["schedule"] = r.schedule;
         j["seconds"] = r.seconds;
         j["median_seconds"] = r.median_seconds;
         j["checked"] = r.checked;
@@ -174,6 +235,15 @@ nlohmann::json to_json(const RunInfo& info, const std::vector<LayerResult>& resu
         if (r.kiln.ran) {
             l["kiln"]["key"] = r.kiln_key;
             l["kiln"]["compile_seconds"] = r.kiln_compile_seconds;
+        }
+        if (info.tune_trials > 0) {
+            const TuneSummary& t = r.tune;
+            l["kiln_tuned"] = impl(r.kiln_tuned);
+            l["tune"] = {{"tuned", t.tuned},           {"why", t.why},
+                         {"measured", t.measured},     {"failures", t.failures},
+                         {"known", t.known},           {"wall_seconds", t.wall_seconds},
+                         {"per_minute", t.per_minute}, {"stop_reason", t.stop_reason},
+                         {"best_ms", t.best_ms}};
         }
         l["peers"] = nlohmann::json::array();
         for (const auto& p : r.peers)
@@ -196,6 +266,8 @@ nlohmann::json to_json(const RunInfo& info, const std::vector<LayerResult>& resu
             {"load_after", info.load_after},
             {"rounds", info.rounds},
             {"min_time", info.min_time},
+            {"tune_trials", info.tune_trials},
+            {"tune_db", info.tune_db},
             {"peers", info.peer_names},
             {"peer_versions", info.peer_versions},
             {"layers", layers}};

@@ -17,12 +17,28 @@ struct ImplResult {
     std::string name;  // "kiln", "oneDNN", ...
     bool ran = false;
     std::string why;              // why it did not run
+    bool failed = false;          // it should have run and failed (not: does not apply)
     std::vector<double> seconds;  // per call, one per round
     double median_seconds = 0.0;
     bool checked = false;  // output compared with the op's reference
     bool correct = true;   // within kF32Tolerance when checked
     double relative_error = 0.0;
-    std::string detail;  // the config or kernel the implementation used
+    std::string detail;           // the config or kernel the implementation used
+    std::string schedule;         // generated schedule source (--json only)
+    double setup_seconds = -1.0;  // choosing the schedule (Peer::setup_label()); < 0 = none
+};
+
+// The tuning of one layer (--tune-trials).
+struct TuneSummary {
+    bool tuned = false;
+    std::string why;  // why there is no tuned column for the layer
+    int measured = 0;
+    int failures = 0;
+    int known = 0;  // records of this workload already in the database
+    double wall_seconds = 0.0;
+    double per_minute = 0.0;  // candidates measured per minute of tuning wall time
+    std::string stop_reason;
+    double best_ms = 0.0;  // the best record's median, as the tuner measured it
 };
 
 struct LayerResult {
@@ -31,6 +47,8 @@ struct LayerResult {
     std::vector<ImplResult> peers;  // in peers() order
     std::string kiln_key;
     double kiln_compile_seconds = 0.0;
+    ImplResult kiln_tuned;  // the best config tuning found; ran = false when not tuned
+    TuneSummary tune;
 };
 
 struct RunInfo {
@@ -49,6 +67,9 @@ struct RunInfo {
     double min_time = 0.0;
     std::vector<std::string> peer_names;     // in column order
     std::vector<std::string> peer_versions;  // same order
+    int tune_trials = 0;                     // --tune-trials; 0 = no tuning columns
+    std::string tune_db;
+    std::vector<std::string> peer_setup_labels;  // same order; "" = no setup-time column
 };
 
 // The section written between the markers: how the numbers were taken, then the table and the

@@ -22,9 +22,9 @@ namespace kiln {
 constexpr int kSchemaVersion = 1;
 
 struct RecordFilter {
-    std::string workload_key;  // empty = any
-    std::string op;            // empty = any
-    std::string target_halide; // empty = any
+    std::string workload_key;   // empty = any
+    std::string op;             // empty = any
+    std::string target_halide;  // empty = any
     bool only_ok = false;
 };
 
@@ -47,7 +47,7 @@ struct ImportReport {
 };
 
 class Database {
-public:
+  public:
     // Opens or creates `path`. Throws kiln::Error naming the file when it is not a SQLite
     // database, or its schema is newer than this kiln; nothing is written then.
     static std::unique_ptr<Database> open(const std::string& path);

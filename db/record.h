@@ -39,12 +39,12 @@ struct Record {
     double compile_seconds = 0;  // builder's wall time
     double min_ms = 0;           // per run, over the repeats; 0 unless ok
     double median_ms = 0;
-    int repeats = 0;             // timed runs behind min and median
+    int repeats = 0;  // timed runs behind min and median
     std::string kiln_version;
-    std::string time;            // UTC, ISO 8601: 2026-11-21T10:58:03Z
+    std::string time;  // UTC, ISO 8601: 2026-11-21T10:58:03Z
 
     bool ok() const { return status == RecordStatus::ok; }
-    double gflops() const;  // from median_ms; 0 unless ok
+    double gflops() const;           // from median_ms; 0 unless ok
     nlohmann::json to_json() const;  // one log line, with "format": kLogFormat
     // Validates every field; throws kiln::Error naming the field (an unknown op, a bad status,
     // a newer format, a missing key).

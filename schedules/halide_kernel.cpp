@@ -76,7 +76,8 @@ class HalideKernel final : public Kernel {
     void check_views(const Workload& w) const {
         auto count = [](const std::vector<int>& e) {
             int64_t n = 1;
-            for (int d : e) n *= d;
+            for (int d : e)
+                n *= d;
             return n;
         };
         auto specs = w.inputs();

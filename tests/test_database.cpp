@@ -29,7 +29,7 @@
 #include "tests/test_util.h"
 
 using namespace kiln;
-using kiln::testing::error_field;
+using namespace kiln::testing;
 namespace fs = std::filesystem;
 
 namespace {
@@ -114,14 +114,6 @@ std::string open_error(const std::string& path) {
         return e.what();
     }
     return "<no error>";
-}
-
-std::vector<std::string> split_lines(const std::string& text) {
-    std::vector<std::string> v;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);)
-        v.push_back(line);
-    return v;
 }
 
 }  // namespace
@@ -384,7 +376,7 @@ TEST_F(Db, ExportThenImportReproducesEveryBest) {
     std::stringstream log;
     EXPECT_EQ(src->export_log(log, {}), static_cast<int64_t>(all.size()));
     const std::string text = log.str();
-    EXPECT_EQ(split_lines(text).size(), all.size());
+    EXPECT_EQ(lines(text).size(), all.size());
 
     auto dst = Database::open(path("dst.db"));
     std::istringstream in(text);
@@ -488,66 +480,6 @@ TEST_F(Db, StatsCountPerTargetAndOp) {
 
 namespace {
 
-struct Result {
-    int code = -1;
-    std::string out;
-    std::string err;
-};
-
-std::string read_all(FILE* f) {
-    std::string s;
-    std::rewind(f);
-    char buf[4096];
-    for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;)
-        s.append(buf, n);
-    return s;
-}
-
-// `env` entries ("KILN_DB=...") are set in the child only; KILN_DB is cleared otherwise so the
-// tests never touch a real database.
-Result run_kiln(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
-    FILE* out = std::tmpfile();
-    FILE* err = std::tmpfile();
-    std::vector<char*> argv = {const_cast<char*>(KILN_BINARY)};
-    for (const auto& a : args)
-        argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    std::fflush(nullptr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fileno(out), 1);
-        dup2(fileno(err), 2);
-        unsetenv("KILN_DB");
-        for (const auto& e : env)
-            putenv(const_cast<char*>(e.c_str()));
-        execv(KILN_BINARY, argv.data());
-        _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    Result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = read_all(out);
-    r.err = read_all(err);
-    std::fclose(out);
-    std::fclose(err);
-    return r;
-}
-
-// Bad input: exit 2 and exactly one `kiln:` line on stderr that contains `needle`.
-void expect_bad_input(const std::vector<std::string>& args, const std::string& needle) {
-    std::string cmd = "kiln";
-    for (const auto& a : args)
-        cmd += " " + a;
-    SCOPED_TRACE(cmd);
-    Result r = run_kiln(args);
-    EXPECT_EQ(r.code, 2) << r.out << r.err;
-    auto err = split_lines(r.err);
-    ASSERT_EQ(err.size(), 1u) << r.err;
-    EXPECT_EQ(err[0].rfind("kiln: ", 0), 0u) << err[0];
-    EXPECT_NE(err[0].find(needle), std::string::npos) << err[0] << "\n does not contain " << needle;
-}
-
 bool contains(const std::string& text, const std::string& needle) {
     return text.find(needle) != std::string::npos;
 }
@@ -591,7 +523,7 @@ TEST_F(Db, CliStatsAndBest) {
 
     Result none = run_kiln({"db", "best", "dense/m1n1k1/f32", "--db", p});
     EXPECT_EQ(none.code, 1);
-    ASSERT_EQ(split_lines(none.err).size(), 1u) << none.err;
+    ASSERT_EQ(lines(none.err).size(), 1u) << none.err;
     EXPECT_TRUE(contains(none.err, "kiln: no ok record for dense/m1n1k1/f32")) << none.err;
     Result other_target =
         run_kiln({"db", "best", "dense/m16n32k8/f32", "--db", p, "--target", "arm-64-linux"});
@@ -615,7 +547,7 @@ TEST_F(Db, CliExportImportMerge) {
     Result to_stdout = run_kiln({"db", "export", "--db", a, "--op", "dense"});
     ASSERT_EQ(to_stdout.code, 0) << to_stdout.err;
     EXPECT_EQ(to_stdout.out, read_bytes(path("log.jsonl")));
-    EXPECT_EQ(split_lines(to_stdout.out).size(), 3u);
+    EXPECT_EQ(lines(to_stdout.out).size(), 3u);
     EXPECT_EQ(run_kiln({"db", "export", "--db", a, "--op", "conv2d"}).out, "");
     EXPECT_EQ(run_kiln({"db", "export", "--db", a, "--target", "arm-64-linux"}).out, "");
 
@@ -628,12 +560,12 @@ TEST_F(Db, CliExportImportMerge) {
     EXPECT_TRUE(contains(again.out, "added      0\nduplicates 3")) << again.out;
 
     // Bad lines: reported one per stderr line, exit 1, and the good line is in.
-    const std::string good = split_lines(to_stdout.out)[0];
+    const std::string good = lines(to_stdout.out)[0];
     { std::ofstream(path("bad.jsonl")) << "{\"format\": 1\n" << good << "\n[1, 2]\n"; }
     Result bad = run_kiln({"db", "import", path("bad.jsonl"), "--db", c});
     EXPECT_EQ(bad.code, 1);
     EXPECT_TRUE(contains(bad.out, "added      1")) << bad.out;
-    auto err = split_lines(bad.err);
+    auto err = lines(bad.err);
     ASSERT_EQ(err.size(), 2u) << bad.err;
     EXPECT_EQ(err[0].rfind("kiln: " + path("bad.jsonl") + ": line 1: ", 0), 0u) << err[0];
     EXPECT_EQ(err[1].rfind("kiln: " + path("bad.jsonl") + ": line 3: ", 0), 0u) << err[1];

@@ -26,8 +26,8 @@ using namespace kiln;
 namespace {
 
 std::string temp_db(const std::string& name) {
-    auto dir = std::filesystem::temp_directory_path() /
-               ("kiln-test-tuner-" + std::to_string(getpid()));
+    auto dir =
+        std::filesystem::temp_directory_path() / ("kiln-test-tuner-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir);
     auto path = dir / name;
     std::filesystem::remove(path);
@@ -96,7 +96,8 @@ TEST(Tuner, RerunMeasuresNothingTwiceAndKeepsTheBest) {
         EXPECT_EQ(second.known, first.measured);
         auto records = db->records({});
         std::set<uint64_t> hashes;
-        for (const Record& r : records) hashes.insert(r.config.hash());
+        for (const Record& r : records)
+            hashes.insert(r.config.hash());
         EXPECT_EQ(hashes.size(), records.size());
         EXPECT_EQ(static_cast<int>(records.size()), first.measured + second.measured);
     }
@@ -185,7 +186,8 @@ TEST(Tuner, SigkillLosesOnlyTheBatchInFlight) {
     EXPECT_EQ(r.known, static_cast<int>(before.size()));
     auto after = db->records({});
     std::set<uint64_t> hashes;
-    for (const Record& rec : after) hashes.insert(rec.config.hash());
+    for (const Record& rec : after)
+        hashes.insert(rec.config.hash());
     EXPECT_EQ(hashes.size(), after.size());
     EXPECT_EQ(after.size(), before.size() + r.measured);
 }

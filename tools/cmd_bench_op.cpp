@@ -25,9 +25,9 @@
 #include "core/error.h"
 #include "core/op.h"
 #include "core/workload.h"
+#include "db/database.h"
 #include "schedules/kernel.h"
 #include "schedules/verify.h"
-#include "db/database.h"
 #include "targets/target.h"
 #include "tools/commands.h"
 #include "tools/db_path.h"
@@ -140,8 +140,8 @@ CLI::Validator positive() {
 
 // The best config of `w` in the tuning database, with where it came from; nothing when there
 // is no database, no record, or the record belongs to another version of the space.
-std::optional<std::pair<Config, std::string>> tuned_config(const BenchOptions& o,
-                                                           const Workload& w, const Target& t,
+std::optional<std::pair<Config, std::string>> tuned_config(const BenchOptions& o, const Workload& w,
+                                                           const Target& t,
                                                            const ScheduleSpace& space) {
     std::string path = o.db.empty() ? default_database_path() : o.db;
     if (o.db.empty() && !std::ifstream(path)) return std::nullopt;  // never create one here
@@ -149,19 +149,19 @@ std::optional<std::pair<Config, std::string>> tuned_config(const BenchOptions& o
     auto best = db->best(w.key(), t.halide, t.fingerprint.id());
     if (!best) return std::nullopt;
     if (best->space_version != space.version || space.check(best->config)) {
-        std::printf("note      the best record in %s is for another version of the %s space; "
-                    "using the default\n",
-                    path.c_str(), w.op.c_str());
+        std::printf(
+            "note      the best record in %s is for another version of the %s space; "
+            "using the default\n",
+            path.c_str(), w.op.c_str());
         return std::nullopt;
     }
     std::string where = best->fingerprint.id() == t.fingerprint.id()
                             ? "measured on this machine"
-                            : "measured on another machine: " + best->fingerprint.cpu_model +
-                                  ", " + std::to_string(best->fingerprint.cores) +
-                                  " cores (fingerprint " + best->fingerprint.id() + ")";
-    return std::make_pair(best->config,
-                          fmt::format("tuned, best in {} ({:.4g} ms there, {})", path,
-                                      best->median_ms, where));
+                            : "measured on another machine: " + best->fingerprint.cpu_model + ", " +
+                                  std::to_string(best->fingerprint.cores) + " cores (fingerprint " +
+                                  best->fingerprint.id() + ")";
+    return std::make_pair(best->config, fmt::format("tuned, best in {} ({:.4g} ms there, {})", path,
+                                                    best->median_ms, where));
 }
 
 double median(std::vector<double> v) {

@@ -26,6 +26,7 @@
 #include "targets/target.h"
 #include "tools/commands.h"
 #include "tools/db_path.h"
+#include "tools/table.h"
 
 namespace kiln::tools {
 namespace {
@@ -47,22 +48,6 @@ std::unique_ptr<Database> open_existing(const std::string& option) {
         throw Error("db", "no tuning database at " + path +
                               " (pass --db PATH or set KILN_DB to use another)");
     return Database::open(path);
-}
-
-// Columns padded to their widest cell; the last column is not padded.
-void print_table(const std::vector<std::vector<std::string>>& rows, const std::string& indent) {
-    std::vector<size_t> width;
-    for (const auto& row : rows)
-        for (size_t i = 0; i < row.size(); ++i) {
-            if (width.size() <= i) width.push_back(0);
-            width[i] = std::max(width[i], row[i].size());
-        }
-    for (const auto& row : rows) {
-        std::string line = indent;
-        for (size_t i = 0; i < row.size(); ++i)
-            line += i + 1 < row.size() ? fmt::format("{:<{}}  ", row[i], width[i]) : row[i];
-        std::printf("%s\n", line.c_str());
-    }
 }
 
 // The fingerprint best() prefers: this machine's, when the target is the one we run on.

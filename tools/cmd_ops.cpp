@@ -19,6 +19,7 @@
 #include "schedules/kernel.h"
 #include "targets/target.h"
 #include "tools/commands.h"
+#include "tools/table.h"
 
 namespace kiln::tools {
 namespace {
@@ -103,22 +104,6 @@ std::string value_text(const json& v) {
 
 std::string default_text(const json& p) {
     return p["default"].is_null() ? "required" : std::to_string(p["default"].get<int64_t>());
-}
-
-// Columns padded to their widest cell; the last column is not padded.
-void print_table(const std::vector<std::vector<std::string>>& rows, const std::string& indent) {
-    std::vector<size_t> width;
-    for (const auto& row : rows)
-        for (size_t i = 0; i < row.size(); ++i) {
-            if (width.size() <= i) width.push_back(0);
-            width[i] = std::max(width[i], row[i].size());
-        }
-    for (const auto& row : rows) {
-        std::string line = indent;
-        for (size_t i = 0; i < row.size(); ++i)
-            line += i + 1 < row.size() ? fmt::format("{:<{}}  ", row[i], width[i]) : row[i];
-        std::printf("%s\n", line.c_str());
-    }
 }
 
 void print_text(const json& op, const std::string& target_name) {

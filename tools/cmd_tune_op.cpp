@@ -84,14 +84,14 @@ std::string format_seconds(double s) {
 
 // A bar redrawn in place on a terminal; one line per batch otherwise (logs, CI).
 class ProgressPrinter {
-public:
+  public:
     explicit ProgressPrinter(const Workload& w) : tty_(isatty(STDERR_FILENO)), key_(w.key()) {}
 
     void operator()(const TuneProgress& p) {
         std::string planned = p.trials_planned > 0 ? std::to_string(p.trials_planned) : "?";
-        std::string best = p.best_ms > 0 ? fmt::format("best {:.4g} ms {:.1f} GFLOP/s",
-                                                       p.best_ms, p.best_gflops)
-                                         : "best -";
+        std::string best =
+            p.best_ms > 0 ? fmt::format("best {:.4g} ms {:.1f} GFLOP/s", p.best_ms, p.best_gflops)
+                          : "best -";
         std::string fails = p.failures ? fmt::format(", {} failed", p.failures) : "";
         if (tty_) {
             double frac = p.trials_planned > 0 ? double(p.trials_done) / p.trials_planned : 0;
@@ -113,7 +113,7 @@ public:
         if (tty_) std::fprintf(stderr, "\n");
     }
 
-private:
+  private:
     bool tty_;
     std::string key_;
 };
@@ -146,11 +146,10 @@ void run_tune_op(TuneOpOptions& o) {
     std::printf("database  %s\n", db_path.c_str());
     std::printf("search    %s, batches of %d, %s%s\n", o.tune.strategy.c_str(), o.tune.batch_size,
                 o.tune.trials > 0 ? fmt::format("{} trials", o.tune.trials).c_str() : "",
-                o.tune.time_budget_s > 0
-                    ? fmt::format("{}{} budget", o.tune.trials > 0 ? ", " : "",
-                                  format_seconds(o.tune.time_budget_s))
-                          .c_str()
-                    : "");
+                o.tune.time_budget_s > 0 ? fmt::format("{}{} budget", o.tune.trials > 0 ? ", " : "",
+                                                       format_seconds(o.tune.time_budget_s))
+                                               .c_str()
+                                         : "");
     std::fflush(stdout);
 
     g_stop.store(false);

@@ -23,25 +23,25 @@
 namespace kiln {
 
 struct MeasureOptions {
-    double min_time_s = 0.1;     // timed runs repeat until at least this much time has passed
-    int min_repeats = 3;         // and at least this many runs
-    int warmup_runs = 1;         // untimed runs first (after prepare())
-    int threads = 0;             // Halide threads in the child; 0 = the machine's cores
-    uint64_t verify_seed = 1;    // inputs of the check against the reference
-    double tolerance = 1e-4;     // normwise relative error allowed
+    double min_time_s = 0.1;   // timed runs repeat until at least this much time has passed
+    int min_repeats = 3;       // and at least this many runs
+    int warmup_runs = 1;       // untimed runs first (after prepare())
+    int threads = 0;           // Halide threads in the child; 0 = the machine's cores
+    uint64_t verify_seed = 1;  // inputs of the check against the reference
+    double tolerance = 1e-4;   // normwise relative error allowed
 };
 
 struct RunnerOptions {
-    std::string measure_binary;  // the `kiln` executable whose `measure-one` does the work
+    std::string measure_binary;        // the `kiln` executable whose `measure-one` does the work
     std::vector<std::string> plugins;  // shared libraries the child loads first (test ops)
-    int parallel_builds = 2;     // children compiling at once
+    int parallel_builds = 2;           // children compiling at once
     double compile_timeout_s = 120;
-    double run_timeout_s = 30;   // verification plus timing
+    double run_timeout_s = 30;  // verification plus timing
     MeasureOptions measure;
 };
 
 class Runner {
-public:
+  public:
     virtual ~Runner() = default;
     // One record per config, in order, each with its status; never throws for a candidate's
     // failure (only for a runner that cannot start at all).
@@ -51,10 +51,10 @@ public:
     // returns the records it has (fewer than configs), starting nothing new.
     void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }
 
-protected:
+  protected:
     bool stop_requested() const { return stop_ && stop_->load(); }
 
-private:
+  private:
     const std::atomic<bool>* stop_ = nullptr;
 };
 

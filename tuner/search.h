@@ -19,8 +19,7 @@
 namespace kiln {
 
 // Predicted goodness of each config (higher is better; only the order matters).
-using Scorer =
-    std::function<std::vector<double>(const Workload&, const std::vector<Config>&)>;
+using Scorer = std::function<std::vector<double>(const Workload&, const std::vector<Config>&)>;
 
 struct SearchOptions {
     uint64_t seed = 1;
@@ -31,7 +30,7 @@ struct SearchOptions {
 };
 
 class SearchStrategy {
-public:
+  public:
     virtual ~SearchStrategy() = default;
     // Up to `n` valid configs, none in `exclude` (already measured) and no repeats. Fewer only
     // when the space has run out of unmeasured points.

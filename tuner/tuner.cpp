@@ -33,8 +33,9 @@ TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner
                 const TuneOptions& options,
                 const std::function<void(const TuneProgress&)>& on_progress,
                 const std::atomic<bool>* stop) {
-    if (!t.is_host) throw Error("target", "tuning measures on this machine; '" + t.name +
-                                              "' is not runnable here");
+    if (!t.is_host)
+        throw Error("target",
+                    "tuning measures on this machine; '" + t.name + "' is not runnable here");
     if (options.trials <= 0 && options.time_budget_s <= 0)
         throw Error("trials", "give a number of trials or a time budget");
     if (options.batch_size <= 0) throw Error("batch", "batch size must be positive");
@@ -76,8 +77,8 @@ TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner
         progress.eta_s = -1;
         if (result.measured > 0) {
             double per_trial = progress.elapsed_s / result.measured;
-            double by_trials = options.trials > 0 ? per_trial * (options.trials - result.measured)
-                                                  : -1;
+            double by_trials =
+                options.trials > 0 ? per_trial * (options.trials - result.measured) : -1;
             double by_time = options.time_budget_s > 0
                                  ? std::max(0.0, options.time_budget_s - progress.elapsed_s)
                                  : -1;

@@ -19,24 +19,24 @@
 namespace kiln {
 
 struct TuneOptions {
-    int trials = 64;              // new candidates to measure; 0 = until the time budget
-    double time_budget_s = 0;     // wall-clock budget; 0 = none
-    int batch_size = 8;           // candidates built and measured per round
-    int early_stop = 0;           // stop after this many trials without a better best; 0 = off
+    int trials = 64;           // new candidates to measure; 0 = until the time budget
+    double time_budget_s = 0;  // wall-clock budget; 0 = none
+    int batch_size = 8;        // candidates built and measured per round
+    int early_stop = 0;        // stop after this many trials without a better best; 0 = off
     std::string strategy = "evolutionary";
     SearchOptions search;
 };
 
 struct TuneProgress {
-    int trials_done = 0;       // measured in this run
-    int trials_planned = 0;    // TuneOptions::trials (0 when only a time budget applies)
-    int failures = 0;          // non-ok records in this run
-    int known = 0;             // records found in the database at the start
-    double best_ms = 0;        // best so far including known records; 0 = none yet
+    int trials_done = 0;     // measured in this run
+    int trials_planned = 0;  // TuneOptions::trials (0 when only a time budget applies)
+    int failures = 0;        // non-ok records in this run
+    int known = 0;           // records found in the database at the start
+    double best_ms = 0;      // best so far including known records; 0 = none yet
     double best_gflops = 0;
     double elapsed_s = 0;
-    double eta_s = -1;         // < 0 when unknown
-    bool improved = false;     // the last batch improved the best
+    double eta_s = -1;      // < 0 when unknown
+    bool improved = false;  // the last batch improved the best
 };
 
 struct TuneResult {

@@ -115,27 +115,15 @@ double median_of(std::vector<double> v) {
 // Verification, then timing; kiln::Error, Halide errors and anything else a kernel throws
 // become runtime_error in the caller.
 json verify_and_time(const Workload& w, Kernel& kernel, const MeasureOptions& m) {
+    VerifyResult v = verify_kernel(w, kernel, m.verify_seed);
+    if (!v.finite) return done("wrong_result", "output has NaN or Inf");
+    if (!v.ok(m.tolerance))
+        return done("wrong_result", fmt::format("relative error {:.2e} > {:.0e} (seed {})",
+                                                v.relative_error, m.tolerance, m.verify_seed));
+    // The same seed gives the same inputs verify_kernel() prepared the kernel with.
     auto inputs = random_inputs(w, m.verify_seed);
     auto ptrs = pointers(inputs);
-    size_t n = static_cast<size_t>(w.output().numel());
-    std::vector<float> ref(n), out(n, std::nanf(""));
-    w.def().reference(w, ptrs, ref.data());
-    kernel.prepare(ptrs);
-    kernel.run(ptrs, out.data());
-    // The normwise error of verify_kernel(), on these same inputs, so the timed runs below
-    // reuse the prepared kernel.
-    double max_err = 0, max_ref = 0;
-    bool finite = true;
-    for (size_t i = 0; i < n; ++i) {
-        if (!std::isfinite(out[i])) finite = false;
-        max_err = std::fmax(max_err, std::fabs(double(out[i]) - ref[i]));
-        max_ref = std::fmax(max_ref, std::fabs(double(ref[i])));
-    }
-    double rel = max_err / std::fmax(max_ref, 1e-30);
-    if (!finite) return done("wrong_result", "output has NaN or Inf");
-    if (!(rel <= m.tolerance))
-        return done("wrong_result", fmt::format("relative error {:.2e} > {:.0e} (seed {})", rel,
-                                                m.tolerance, m.verify_seed));
+    std::vector<float> out(static_cast<size_t>(w.output().numel()));
 
     for (int i = 0; i < m.warmup_runs; ++i)
         kernel.run(ptrs, out.data());

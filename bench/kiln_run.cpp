@@ -14,11 +14,11 @@
 namespace kiln::bench {
 namespace {
 
-class KilnRun final : public LayerRun {
+class KernelRun final : public LayerRun {
   public:
-    KilnRun(std::unique_ptr<Kernel> kernel, const float* input, const float* weight,
-            int64_t output_numel)
-        : kernel_(std::move(kernel)), inputs_{input, weight}, output_(output_numel) {
+    KernelRun(std::unique_ptr<Kernel> kernel, std::vector<const float*> inputs,
+              int64_t output_numel)
+        : kernel_(std::move(kernel)), inputs_(std::move(inputs)), output_(output_numel) {
         kernel_->prepare(inputs_);
     }
     void run() override { kernel_->run(inputs_, output_.data()); }
@@ -31,6 +31,11 @@ class KilnRun final : public LayerRun {
 };
 
 }  // namespace
+
+std::unique_ptr<LayerRun> make_kernel_run(std::unique_ptr<Kernel> kernel,
+                                          std::vector<const float*> inputs, int64_t output_numel) {
+    return std::make_unique<KernelRun>(std::move(kernel), std::move(inputs), output_numel);
+}
 
 KilnSetup prepare_kiln(const Layer& l, const float* input, const float* weight, uint64_t seed,
                        const Config* given) {
@@ -60,8 +65,8 @@ KilnSetup prepare_kiln(const Layer& l, const float* input, const float* weight, 
         VerifyResult v = verify_kernel(w, *kernel, seed);
         s.verified = v.ok(kF32Tolerance);
         s.relative_error = v.relative_error;
-        // verify_kernel() prepared the kernel with its own weights; KilnRun prepares it again.
-        s.run = std::make_unique<KilnRun>(std::move(kernel), input, weight, l.output_numel());
+        // verify_kernel() prepared the kernel with its own weights; prepare it again with ours.
+        s.run = make_kernel_run(std::move(kernel), {input, weight}, l.output_numel());
         s.run->detail = s.config;
     } catch (const std::exception& e) {
         s.run.reset();

@@ -8,6 +8,7 @@
 #include "bench/layer.h"
 #include "bench/peer.h"
 #include "core/config.h"
+#include "schedules/kernel.h"
 
 namespace kiln::bench {
 
@@ -20,6 +21,11 @@ struct KilnSetup {
     bool verified = false;  // verify_kernel() passed within kF32Tolerance
     double relative_error = 0.0;
 };
+
+// A compiled kernel as a bench implementation: prepared once with `inputs` (which it keeps
+// pointing to), then run into its own output buffer.
+std::unique_ptr<LayerRun> make_kernel_run(std::unique_ptr<Kernel> kernel,
+                                          std::vector<const float*> inputs, int64_t output_numel);
 
 // Builds the Workload, compiles `config` (null: the space's default) for the host, checks it
 // once with verify_kernel(), then prepares it with `input` and `weight` (which it keeps pointing

@@ -38,6 +38,7 @@
 #include <nlohmann/json.hpp>
 
 #include "Halide.h"
+#include "bench/kiln_run.h"
 #include "bench/layer.h"
 #include "bench/measure.h"
 #include "bench/peer.h"
@@ -136,22 +137,6 @@ Scheduled dense_funcs(const Workload& w, const Target& t) {
     return out;
 }
 
-class KernelRun final : public LayerRun {
-  public:
-    KernelRun(std::unique_ptr<Kernel> kernel, std::vector<const float*> inputs,
-              int64_t output_numel)
-        : kernel_(std::move(kernel)), inputs_(std::move(inputs)), output_(output_numel) {
-        kernel_->prepare(inputs_);
-    }
-    void run() override { kernel_->run(inputs_, output_.data()); }
-    void read_output(float* out) override { std::copy(output_.begin(), output_.end(), out); }
-
-  private:
-    std::unique_ptr<Kernel> kernel_;
-    std::vector<const float*> inputs_;
-    std::vector<float> output_;
-};
-
 bool write_all(int fd, const void* data, size_t bytes) {
     const char* p = static_cast<const char*>(data);
     while (bytes > 0) {
@@ -217,9 +202,8 @@ int adams2019_worker_main() {
 
         std::unique_ptr<Kernel> kernel = make_halide_kernel(w, std::move(s.pipelines), t);
         const double compile_s = kernel->compile_seconds;
-        run = std::make_unique<KernelRun>(std::move(kernel),
-                                          std::vector<const float*>{input.data(), weight.data()},
-                                          output_numel);
+        run = make_kernel_run(std::move(kernel),
+                              std::vector<const float*>{input.data(), weight.data()}, output_numel);
         nlohmann::json ok = {{"ok", true},
                              {"autoschedule_s", autoschedule_s},
                              {"compile_s", compile_s},

@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "core/workload.h"
+#include "db/record.h"
 #include "schedules/kernel.h"
 #include "targets/target.h"
 #include "test_util.h"
@@ -25,22 +26,6 @@
 
 namespace kiln {
 namespace {
-
-const char* status_name(RecordStatus s) {
-    switch (s) {
-        case RecordStatus::ok:
-            return "ok";
-        case RecordStatus::compile_error:
-            return "compile_error";
-        case RecordStatus::runtime_error:
-            return "runtime_error";
-        case RecordStatus::timeout:
-            return "timeout";
-        case RecordStatus::wrong_result:
-            return "wrong_result";
-    }
-    return "?";
-}
 
 RunnerOptions faulty_options() {
     RunnerOptions o;
@@ -100,7 +85,7 @@ TEST(Runner, EveryFailureModeBecomesItsRecord) {
     for (size_t i = 0; i < r.size(); ++i) {
         SCOPED_TRACE(behaviours[i] + ": " + r[i].error);
         EXPECT_EQ(r[i].config, configs[i]);
-        EXPECT_STREQ(status_name(r[i].status), status_name(expected[i]));
+        EXPECT_EQ(to_string(r[i].status), to_string(expected[i]));
         EXPECT_EQ(r[i].workload, faulty_workload());
         EXPECT_EQ(r[i].target_name, "host");
         EXPECT_EQ(r[i].target_halide, host.halide);
@@ -146,9 +131,9 @@ TEST(Runner, QueuedChildrenWaitWithoutADeadline) {
                         {behaviour("hang"), behaviour("slow"), behaviour("slow")}, host_target());
     double elapsed = seconds_since(start);
     ASSERT_EQ(r.size(), 3u);
-    EXPECT_STREQ(status_name(r[0].status), "timeout");
-    EXPECT_STREQ(status_name(r[1].status), "ok") << r[1].error;
-    EXPECT_STREQ(status_name(r[2].status), "ok") << r[2].error;
+    EXPECT_EQ(to_string(r[0].status), "timeout");
+    EXPECT_EQ(to_string(r[1].status), "ok") << r[1].error;
+    EXPECT_EQ(to_string(r[2].status), "ok") << r[2].error;
     // Measured one after the other: the hang's second, then 5 runs of 50 ms each.
     EXPECT_GT(elapsed, 1.0 + 2 * 0.25);
     expect_no_children_left();
@@ -159,7 +144,7 @@ TEST(Runner, CompileTimeoutKillsTheChild) {
     o.compile_timeout_s = 0.001;  // less than it takes the child to start
     auto r = make_process_runner(o)->measure(faulty_workload(), {behaviour("ok")}, host_target());
     ASSERT_EQ(r.size(), 1u);
-    EXPECT_STREQ(status_name(r[0].status), "timeout");
+    EXPECT_EQ(to_string(r[0].status), "timeout");
     EXPECT_EQ(r[0].error, "no answer within 0.001 s (compile)");
     expect_no_children_left();
 }
@@ -169,7 +154,7 @@ TEST(Runner, ChildThatCannotLoadItsPluginIsACompileError) {
     o.plugins = {std::string(KILN_SOURCE_DIR) + "/README.md"};  // readable, not a library
     auto r = make_process_runner(o)->measure(faulty_workload(), {behaviour("ok")}, host_target());
     ASSERT_EQ(r.size(), 1u);
-    EXPECT_STREQ(status_name(r[0].status), "compile_error");
+    EXPECT_EQ(to_string(r[0].status), "compile_error");
     EXPECT_NE(r[0].error.find("exited with code 2"), std::string::npos) << r[0].error;
     EXPECT_NE(r[0].error.find("cannot load"), std::string::npos) << r[0].error;
     expect_no_children_left();
@@ -199,7 +184,7 @@ TEST(Runner, RealKernelsAreMeasured) {
         ASSERT_EQ(r.size(), 3u);
         for (size_t i = 0; i < r.size(); ++i) {
             SCOPED_TRACE(configs[i].to_string() + ": " + r[i].error);
-            EXPECT_STREQ(status_name(r[i].status), "ok");
+            EXPECT_EQ(to_string(r[i].status), "ok");
             EXPECT_EQ(r[i].config, configs[i]);
             EXPECT_EQ(r[i].space_version, space.version);
             EXPECT_GT(r[i].compile_seconds, 0);

@@ -389,6 +389,37 @@ class SqliteDatabase final : public Database {
         return added;
     }
 
+    int64_t update_measurements(const std::vector<Record>& records) override {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (records.empty() || empty_) return 0;
+        Transaction tx(db_, path_);
+        Stmt update(db_, path_,
+                    "UPDATE records SET status = ?, error = ?, min_ms = ?, median_ms = ?, "
+                    "repeats = ?, kiln_version = ?, time = ? "
+                    "WHERE workload_id = (SELECT id FROM workloads WHERE key = ?) "
+                    "AND target_id = (SELECT id FROM targets WHERE halide = ? AND "
+                    "fingerprint_id = ?) AND config_hash = ?");
+        int64_t updated = 0;
+        for (const Record& r : records) {
+            update.text(1, to_string(r.status))
+                .text(2, r.error)
+                .f64(3, r.min_ms)
+                .f64(4, r.median_ms)
+                .i64(5, r.repeats)
+                .text(6, r.kiln_version)
+                .text(7, r.time)
+                .text(8, r.workload.key())
+                .text(9, r.target_halide)
+                .text(10, r.fingerprint.id())
+                .i64(11, static_cast<int64_t>(r.config.hash()));
+            update.step();
+            updated += sqlite3_changes(db_);
+            update.reset();
+        }
+        tx.commit();
+        return updated;
+    }
+
     bool has(const std::string& workload_key, const std::string& target_halide,
              const std::string& fingerprint_id, uint64_t config_hash) const override {
         std::lock_guard<std::mutex> lock(mu_);

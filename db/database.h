@@ -56,6 +56,11 @@ class Database {
     // Adds records in one transaction; records already present are skipped. Returns how many
     // were new.
     virtual int64_t add(const std::vector<Record>& records) = 0;
+    // Replaces the status, error, times, kiln version and time of records already present
+    // (same workload, target, fingerprint and config) with a newer measurement of the same
+    // config on the same machine, in one transaction; others are ignored. Returns how many
+    // changed.
+    virtual int64_t update_measurements(const std::vector<Record>& records) = 0;
     // Whether this config was measured for this workload on this target and machine.
     virtual bool has(const std::string& workload_key, const std::string& target_halide,
                      const std::string& fingerprint_id, uint64_t config_hash) const = 0;

@@ -242,6 +242,32 @@ TEST_F(Db, BestPicksTheFastestOkRecord) {
     EXPECT_EQ(db->best("dense/m32n32k8/f32", kHalide)->config.i("tile"), 7);
 }
 
+// A newer measurement of the same config on the same machine replaces the figures, and only
+// that record's: the same config measured on another machine keeps its own.
+TEST_F(Db, UpdateMeasurementsReplacesOnlyTheSameRecord) {
+    auto db = Database::open(path("t.db"));
+    const std::string key = "dense/m16n32k8/f32";
+    const Fingerprint local = machine("Local CPU"), other = machine("Other CPU");
+    db->add({make_record("m=16,n=32,k=8", 1, 0.5, RecordStatus::ok, local),
+             make_record("m=16,n=32,k=8", 2, 1.0, RecordStatus::ok, local),
+             make_record("m=16,n=32,k=8", 1, 0.4, RecordStatus::ok, other)});
+    Record again = make_record("m=16,n=32,k=8", 1, 3.0, RecordStatus::ok, local);
+    again.time = "2026-02-03T04:05:06Z";
+    Record never_added = make_record("m=16,n=32,k=8", 9, 0.1, RecordStatus::ok, local);
+    EXPECT_EQ(db->update_measurements({again, never_added}), 1);
+    EXPECT_EQ(db->records({}).size(), 3u);
+    auto b = db->best(key, kHalide, local.id());
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->config.i("tile"), 2);
+    for (const Record& r : db->records({})) {
+        if (r.config.i("tile") != 1) continue;
+        bool is_local = r.fingerprint.id() == local.id();
+        EXPECT_EQ(r.median_ms, is_local ? 3.0 : 0.4);
+        EXPECT_EQ(r.time, is_local ? "2026-02-03T04:05:06Z" : "2026-01-02T03:04:05Z");
+        EXPECT_EQ(r.compile_seconds, 0.25);
+    }
+}
+
 TEST_F(Db, BestPrefersTheLocalFingerprint) {
     auto db = Database::open(path("t.db"));
     const std::string key = "dense/m16n32k8/f32";

@@ -118,6 +118,45 @@ TEST(Runner, EveryFailureModeBecomesItsRecord) {
     expect_no_children_left();
 }
 
+// The final comparison: one child times every config in interleaved rounds; a config that
+// fails keeps its own status and the others are still timed.
+TEST(Runner, CompareTimesConfigsSideBySide) {
+    auto runner = make_process_runner(faulty_options());
+    std::vector<Config> configs = {behaviour("slow"), behaviour("wrong"), behaviour("ok"),
+                                   behaviour("compile_error")};
+    std::vector<Record> r = runner->compare(faulty_workload(), configs, host_target(), 3);
+    ASSERT_EQ(r.size(), configs.size());
+    for (size_t i = 0; i < r.size(); ++i) {
+        SCOPED_TRACE(configs[i].to_string() + ": " + r[i].error);
+        EXPECT_EQ(r[i].config, configs[i]);
+        EXPECT_EQ(r[i].space_version, 7);
+    }
+    EXPECT_EQ(to_string(r[0].status), "ok");
+    EXPECT_EQ(to_string(r[1].status), "wrong_result");
+    EXPECT_EQ(to_string(r[2].status), "ok");
+    EXPECT_EQ(to_string(r[3].status), "compile_error");
+    // 3 rounds of at least min_repeats runs each.
+    EXPECT_GE(r[0].repeats, 9);
+    EXPECT_GE(r[2].repeats, 9);
+    EXPECT_GE(r[0].min_ms, 50);
+    EXPECT_LT(r[2].median_ms, 5);
+    EXPECT_LE(r[2].min_ms, r[2].median_ms);
+    expect_no_children_left();
+}
+
+// A config that kills the comparison's child takes the others with it: every record says so.
+TEST(Runner, CompareChildThatDiesFailsEveryConfig) {
+    auto runner = make_process_runner(faulty_options());
+    std::vector<Record> r = runner->compare(
+        faulty_workload(), {behaviour("ok"), behaviour("segfault")}, host_target(), 2);
+    ASSERT_EQ(r.size(), 2u);
+    for (const Record& rec : r) {
+        EXPECT_EQ(to_string(rec.status), "runtime_error");
+        EXPECT_NE(rec.error.find("killed by SIGSEGV"), std::string::npos) << rec.error;
+    }
+    expect_no_children_left();
+}
+
 // Compiled children wait in a queue while another is measured; the run timeout starts at their
 // own "go", so a long wait behind a hanging candidate is not held against them.
 TEST(Runner, QueuedChildrenWaitWithoutADeadline) {

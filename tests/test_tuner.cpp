@@ -78,6 +78,43 @@ TEST(Tuner, FailuresAreRecordsAndTheBudgetIsSpent) {
     EXPECT_EQ(r.best->config.s("behaviour"), "ok");  // faster than "slow"
 }
 
+// A config measured at a lucky moment (here: a record that claims the 50 ms "slow" kernel took
+// a nanosecond) wins the search, but not the final side-by-side comparison.
+TEST(Tuner, FinalComparisonCorrectsALuckyMeasurement) {
+    load_test_ops();
+    auto db = Database::open(temp_db("confirm.db"));
+    auto runner = make_process_runner(runner_options());
+    Workload w = Workload::from_shape("test_faulty", find_op("test_faulty").example());
+    Config ok, slow;
+    ok.set("behaviour", std::string("ok"));
+    slow.set("behaviour", std::string("slow"));
+    std::vector<Record> first = runner->measure(w, {ok, slow}, host_target());
+    ASSERT_TRUE(first[0].ok() && first[1].ok());
+    first[1].median_ms = first[1].min_ms = 1e-6;
+    db->add(first);
+
+    TuneOptions o;
+    o.trials = 1;
+    o.strategy = "random";
+    o.confirm_top = 0;
+    TuneResult unconfirmed = tune(w, host_target(), *db, *runner, o);
+    ASSERT_TRUE(unconfirmed.best);
+    EXPECT_EQ(unconfirmed.best->config.s("behaviour"), "slow");
+    EXPECT_EQ(unconfirmed.confirmed, 0);
+
+    o.confirm_top = 2;
+    o.confirm_rounds = 2;
+    TuneResult confirmed = tune(w, host_target(), *db, *runner, o);
+    ASSERT_TRUE(confirmed.best);
+    EXPECT_EQ(confirmed.best->config.s("behaviour"), "ok");
+    EXPECT_GE(confirmed.confirmed, 2);
+    auto best = db->best(w.key(), host_target().halide, host_target().fingerprint.id());
+    ASSERT_TRUE(best);
+    EXPECT_EQ(best->config.s("behaviour"), "ok");
+    for (const Record& r : db->records({}))
+        if (r.config == slow) EXPECT_GE(r.median_ms, 50) << "the slow record keeps its new time";
+}
+
 TEST(Tuner, RerunMeasuresNothingTwiceAndKeepsTheBest) {
     auto path = temp_db("resume.db");
     auto runner = make_process_runner(runner_options());

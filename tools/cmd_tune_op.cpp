@@ -161,6 +161,9 @@ void run_tune_op(TuneOpOptions& o) {
 
     std::printf("stopped   %s: %d measured (%d failed), %d already in the database\n",
                 r.stop_reason.c_str(), r.measured, r.failures, r.known);
+    if (r.confirmed > 0)
+        std::printf("compared  %d of the fastest configs again, side by side in %d rounds\n",
+                    r.confirmed, o.tune.confirm_rounds);
     if (r.best) {
         std::printf("best      %.4g ms median, %.4g ms min, %.1f GFLOP/s\n", r.best->median_ms,
                     r.best->min_ms, r.best->gflops());
@@ -209,6 +212,11 @@ void add_tune_op(CLI::App& app) {
     cmd->add_option("--min-time", o->min_time, "Seconds of timed runs per candidate")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    cmd->add_option("--confirm", o->tune.confirm_top,
+                    "At the end, time this many of the fastest configs (and the default) again "
+                    "side by side, and keep the winner of that comparison (0: off)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
     cmd->add_option("--run-timeout", o->run_timeout,
                     "Seconds a candidate may take to verify and time before it is killed")
         ->capture_default_str()

@@ -112,6 +112,21 @@ double median_of(std::vector<double> v) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// Each run is timed on its own: min and median over single runs show both the best case and
+// the typical one, and a run disturbed by other work only moves the median.
+std::vector<double> timed_runs(Kernel& kernel, const std::vector<const float*>& inputs, float* out,
+                               double min_time_s, int min_repeats) {
+    std::vector<double> ms;
+    auto start = Clock::now();
+    while (static_cast<int>(ms.size()) < std::max(1, min_repeats) ||
+           seconds_since(start) < min_time_s) {
+        auto s = Clock::now();
+        kernel.run(inputs, out);
+        ms.push_back(seconds_since(s) * 1e3);
+    }
+    return ms;
+}
+
 // Verification, then timing; kiln::Error, Halide errors and anything else a kernel throws
 // become runtime_error in the caller.
 json verify_and_time(const Workload& w, Kernel& kernel, const MeasureOptions& m) {
@@ -127,21 +142,54 @@ json verify_and_time(const Workload& w, Kernel& kernel, const MeasureOptions& m)
 
     for (int i = 0; i < m.warmup_runs; ++i)
         kernel.run(ptrs, out.data());
-    // Each run is timed on its own: min and median over single runs show both the best case
-    // and the typical one, and a run disturbed by other work only moves the median.
-    std::vector<double> ms;
-    auto start = Clock::now();
-    while (static_cast<int>(ms.size()) < std::max(1, m.min_repeats) ||
-           seconds_since(start) < m.min_time_s) {
-        auto s = Clock::now();
-        kernel.run(ptrs, out.data());
-        ms.push_back(seconds_since(s) * 1e3);
-    }
+    std::vector<double> ms = timed_runs(kernel, ptrs, out.data(), m.min_time_s, m.min_repeats);
     return {{"phase", "done"},
             {"status", "ok"},
             {"min_ms", *std::min_element(ms.begin(), ms.end())},
             {"median_ms", median_of(ms)},
             {"repeats", static_cast<int>(ms.size())}};
+}
+
+// The child's comparison mode (a request with "configs"): every config compiled and verified,
+// then timed in interleaved rounds, each round giving every kernel `min_time_s` of runs, so
+// that whatever else the machine does in a moment falls on all of them alike. Per config: the
+// median over rounds of each round's median, the min over every run.
+json compare_configs(const Workload& w, std::vector<std::unique_ptr<Kernel>>& kernels,
+                     std::vector<json>& results, const MeasureOptions& m, int rounds) {
+    auto inputs = random_inputs(w, m.verify_seed);
+    auto ptrs = pointers(inputs);
+    std::vector<float> out(static_cast<size_t>(w.output().numel()));
+    std::vector<size_t> timed;
+    for (size_t i = 0; i < kernels.size(); ++i) {
+        if (!kernels[i]) continue;
+        try {
+            json d = verify_and_time(w, *kernels[i], m);
+            results[i] = d;
+            if (d["status"] == "ok") timed.push_back(i);
+        } catch (const std::exception& e) {
+            results[i] = done("runtime_error", e.what());
+        }
+    }
+    std::vector<std::vector<double>> round_medians(kernels.size());
+    std::vector<double> best(kernels.size(), 0);
+    std::vector<int> repeats(kernels.size(), 0);
+    for (int r = 0; r < rounds; ++r) {
+        for (size_t i : timed) {
+            std::vector<double> ms =
+                timed_runs(*kernels[i], ptrs, out.data(), m.min_time_s, m.min_repeats);
+            round_medians[i].push_back(median_of(ms));
+            double lo = *std::min_element(ms.begin(), ms.end());
+            best[i] = r == 0 ? lo : std::min(best[i], lo);
+            repeats[i] += static_cast<int>(ms.size());
+        }
+    }
+    for (size_t i : timed) {
+        results[i]["min_ms"] = best[i];
+        results[i]["median_ms"] = median_of(round_medians[i]);
+        results[i]["repeats"] = repeats[i];
+        results[i]["rounds"] = rounds;
+    }
+    return {{"phase", "done"}, {"status", "ok"}, {"results", results}};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -257,8 +305,14 @@ class ProcessRunner final : public Runner {
 
     std::vector<Record> measure(const Workload& w, const std::vector<Config>& configs,
                                 const Target& t) override;
+    std::vector<Record> compare(const Workload& w, const std::vector<Config>& configs,
+                                const Target& t, int rounds) override;
 
   private:
+    void check_can_measure(const Target& t) const;
+    std::vector<Record> blank_records(const Workload& w, const std::vector<Config>& configs,
+                                      const Target& t) const;
+    json request_for(const Workload& w, const Target& t) const;
     std::vector<std::string> child_argv() const;
     void spawn(Child& c, const std::string& request, Record& r);
     void on_line(Child& c, const std::string& line, Record& r);
@@ -395,8 +449,7 @@ void ProcessRunner::on_line(Child& c, const std::string& line, Record& r) {
     finish(c, r, it->second, j.value("error", ""));
 }
 
-std::vector<Record> ProcessRunner::measure(const Workload& w, const std::vector<Config>& configs,
-                                           const Target& t) {
+void ProcessRunner::check_can_measure(const Target& t) const {
     if (o_.measure_binary.empty() || ::access(o_.measure_binary.c_str(), X_OK) != 0)
         throw Error("measure_binary", "'" + o_.measure_binary +
                                           "' is not an executable kiln binary: " +
@@ -407,7 +460,11 @@ std::vector<Record> ProcessRunner::measure(const Workload& w, const std::vector<
     if (!t.is_host)
         throw Error("target", "'" + t.name + "' does not run on this machine; kernels for it " +
                                   "can be compiled but not measured here");
+}
 
+std::vector<Record> ProcessRunner::blank_records(const Workload& w,
+                                                 const std::vector<Config>& configs,
+                                                 const Target& t) const {
     Record base;
     base.workload = w;
     base.target_name = t.name;
@@ -422,10 +479,20 @@ std::vector<Record> ProcessRunner::measure(const Workload& w, const std::vector<
     std::vector<Record> records(configs.size(), base);
     for (size_t i = 0; i < configs.size(); ++i)
         records[i].config = configs[i];
+    return records;
+}
 
-    json request = {{"workload", workload_request_json(w)},
-                    {"target", target_request_name(t)},
-                    {"measure", measure_to_json(o_.measure)}};
+json ProcessRunner::request_for(const Workload& w, const Target& t) const {
+    return {{"workload", workload_request_json(w)},
+            {"target", target_request_name(t)},
+            {"measure", measure_to_json(o_.measure)}};
+}
+
+std::vector<Record> ProcessRunner::measure(const Workload& w, const std::vector<Config>& configs,
+                                           const Target& t) {
+    check_can_measure(t);
+    std::vector<Record> records = blank_records(w, configs, t);
+    json request = request_for(w, t);
     const int builds = std::max(1, o_.parallel_builds);
     // Compiled children wait, each holding its JIT kernel in memory; bound how many.
     const size_t max_alive = static_cast<size_t>(2 * builds);
@@ -550,11 +617,161 @@ std::vector<Record> ProcessRunner::measure(const Workload& w, const std::vector<
     return kept;
 }
 
+std::vector<Record> ProcessRunner::compare(const Workload& w, const std::vector<Config>& configs,
+                                           const Target& t, int rounds) {
+    check_can_measure(t);
+    std::vector<Record> records = blank_records(w, configs, t);
+    if (configs.empty()) return records;
+    json request = request_for(w, t);
+    request["configs"] = json::array();
+    for (const Config& c : configs)
+        request["configs"].push_back(c.to_json());
+    request["rounds"] = std::max(1, rounds);
+
+    // One child holds every kernel. Its own record collects how it ended; a child that dies
+    // takes every config with it.
+    Child c;
+    Record child_record;
+    struct Reap {
+        ProcessRunner* runner;
+        Child& c;
+        ~Reap() {
+            runner->reap(c, true);
+            close_fd(c.in_fd), close_fd(c.out_fd), close_fd(c.err_fd);
+        }
+    } reap_on_exit{this, c};
+    const double n = static_cast<double>(configs.size());
+    auto set_deadline = [&](double seconds) {
+        c.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double>(seconds));
+    };
+    spawn(c, request.dump(), child_record);
+    set_deadline(o_.compile_timeout_s * n);
+    json answer;
+    while (c.state != Child::State::ended) {
+        auto wait_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline - Clock::now());
+        if (wait_ms.count() < 0) {
+            bool compiling = c.state == Child::State::compiling;
+            reap(c, true);
+            finish(
+                c, child_record, RecordStatus::timeout,
+                fmt::format("comparison child gave no answer within {:.0f} s ({})",
+                            compiling ? o_.compile_timeout_s * n
+                                      : (o_.run_timeout_s + 2 * o_.measure.min_time_s) * n * rounds,
+                            compiling ? "compile" : "run"));
+            break;
+        }
+        pollfd fds[2] = {{c.out_fd, POLLIN, 0}, {c.err_fd, POLLIN, 0}};
+        int timeout = static_cast<int>(std::min<int64_t>(wait_ms.count() + 1, 1000));
+        if (::poll(fds, 2, timeout) < 0 && errno != EINTR)
+            throw Error("runner", std::string("poll: ") + strerror(errno));
+        if (c.err_fd >= 0 && fds[1].revents && !drain(c.err_fd, c.err_buf, kStderrTail))
+            close_fd(c.err_fd);
+        if (!fds[0].revents) continue;
+        bool open = drain(c.out_fd, c.out_buf, 0);
+        for (size_t nl;
+             c.state != Child::State::ended && (nl = c.out_buf.find('\n')) != std::string::npos;) {
+            json j = json::parse(c.out_buf.substr(0, nl), nullptr, false);
+            c.out_buf.erase(0, nl + 1);
+            if (j.is_discarded() || !j.is_object()) continue;
+            std::string phase = j.value("phase", "");
+            if (phase == "compiled" && c.state == Child::State::compiling) {
+                child_record.space_version = j.value("space_version", 0);
+                c.state = Child::State::measuring;
+                set_deadline((o_.run_timeout_s + 2 * o_.measure.min_time_s) * n * rounds);
+                write_all(c.in_fd, "go\n");
+            } else if (phase == "done") {
+                answer = j;
+                reap(c, false);
+                finish(c, child_record, parse_record_status(j.value("status", "runtime_error")),
+                       j.value("error", ""));
+            }
+        }
+        if (!open && c.state != Child::State::ended) {
+            bool compiled = c.state != Child::State::compiling;
+            reap(c, false);
+            if (c.err_fd >= 0) drain(c.err_fd, c.err_buf, kStderrTail);
+            std::string why = describe_exit(c.wait_status) + " before answering";
+            std::string tail = stderr_tail(c.err_buf);
+            if (!tail.empty()) why += ": " + tail;
+            finish(c, child_record,
+                   compiled ? RecordStatus::runtime_error : RecordStatus::compile_error, why);
+        }
+    }
+    const json* results = answer.is_object() && answer.contains("results") &&
+                                  answer["results"].is_array() &&
+                                  answer["results"].size() == configs.size()
+                              ? &answer["results"]
+                              : nullptr;
+    for (size_t i = 0; i < records.size(); ++i) {
+        Record& r = records[i];
+        r.time = utc_now();
+        r.space_version = child_record.space_version ? child_record.space_version : r.space_version;
+        if (!results) {
+            r.status = child_record.ok() ? RecordStatus::runtime_error : child_record.status;
+            r.error = child_record.error.empty() ? "no result for this config" : child_record.error;
+            continue;
+        }
+        const json& j = (*results)[i];
+        r.status = parse_record_status(j.value("status", "runtime_error"));
+        r.error = j.value("error", "");
+        if (r.ok()) {
+            r.min_ms = j.value("min_ms", 0.0);
+            r.median_ms = j.value("median_ms", 0.0);
+            r.repeats = j.value("repeats", 0);
+        }
+    }
+    return records;
+}
+
 }  // namespace
 
 std::unique_ptr<Runner> make_process_runner(const RunnerOptions& options) {
     return std::make_unique<ProcessRunner>(options);
 }
+
+namespace {
+
+// measure_one_main() for a request with "configs": one "compiled" line once every config is
+// compiled (or failed to), then after "go" one "done" line with a result per config.
+int compare_main(const json& request, const MeasureOptions& m, std::istream& in,
+                 std::ostream& out) {
+    auto start = Clock::now();
+    Workload w;
+    Target t;
+    int space_version = 0;
+    try {
+        t = parse_target(request["target"].get<std::string>());
+        w = Workload::from_json(request["workload"]);
+        space_version = find_space(w.op).space(w, t).version;
+        if (!request["configs"].is_array() || request["configs"].empty())
+            throw Error("configs", "expected a non-empty array of configs");
+    } catch (const std::exception& e) {
+        emit(out, done("compile_error", e.what()));
+        return 0;
+    }
+    const json& configs = request["configs"];
+    std::vector<std::unique_ptr<Kernel>> kernels(configs.size());
+    std::vector<json> results(configs.size());
+    for (size_t i = 0; i < configs.size(); ++i) {
+        try {
+            kernels[i] = compile_kernel(w, Config::from_json(configs[i]), t);
+        } catch (const std::exception& e) {
+            results[i] = done("compile_error", e.what());
+        }
+    }
+    emit(out, {{"phase", "compiled"},
+               {"compile_seconds", seconds_since(start)},
+               {"space_version", space_version}});
+    std::string line;
+    if (!std::getline(in, line) || line != "go") return 3;
+    int rounds = std::max(1, request.value("rounds", 5));
+    emit(out, compare_configs(w, kernels, results, m, rounds));
+    return 0;
+}
+
+}  // namespace
 
 int measure_one_main(std::istream& in, std::ostream& out) {
     std::string line;
@@ -566,9 +783,10 @@ int measure_one_main(std::istream& in, std::ostream& out) {
     MeasureOptions m;
     try {
         request = json::parse(line);
-        if (!request.is_object() || !request.contains("workload") || !request.contains("config") ||
+        if (!request.is_object() || !request.contains("workload") ||
+            !(request.contains("config") || request.contains("configs")) ||
             !request.contains("target"))
-            throw Error("request", "needs workload, config and target");
+            throw Error("request", "needs workload, config (or configs) and target");
         if (request.contains("measure")) m = measure_from_json(request["measure"]);
     } catch (const std::exception& e) {
         emit(out, done("compile_error", std::string("bad request: ") + e.what()));
@@ -576,6 +794,8 @@ int measure_one_main(std::istream& in, std::ostream& out) {
     }
     // Halide's thread pool reads HL_NUM_THREADS when it starts, at the first parallel run.
     if (m.threads > 0) setenv("HL_NUM_THREADS", std::to_string(m.threads).c_str(), 1);
+
+    if (request.contains("configs")) return compare_main(request, m, in, out);
 
     auto start = Clock::now();
     std::unique_ptr<Kernel> kernel;

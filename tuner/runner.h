@@ -47,6 +47,12 @@ class Runner {
     // failure (only for a runner that cannot start at all).
     virtual std::vector<Record> measure(const Workload& w, const std::vector<Config>& configs,
                                         const Target& t) = 0;
+    // Times already measured configs against each other: one child compiles and verifies
+    // them all, then times them in `rounds` interleaved rounds (each config `min_time_s` per
+    // round), so that a busy moment of the machine falls on all of them alike. One record per
+    // config, in order: min over all runs, median over rounds of each round's median.
+    virtual std::vector<Record> compare(const Workload& w, const std::vector<Config>& configs,
+                                        const Target& t, int rounds) = 0;
     // Polled between candidates: once set, measure() finishes the candidate being timed and
     // returns the records it has (fewer than configs), starting nothing new.
     void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }

@@ -5,6 +5,7 @@
 // them in child processes, the batch is committed in one transaction, the strategy learns.
 #include "tuner/tuner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -27,7 +28,29 @@ double cost_of(const Record& r) {
     return r.ok() ? r.median_ms : std::numeric_limits<double>::infinity();
 }
 
+// The configs the final comparison times: this machine's fastest ok records (same space
+// version) and the space's default when it ran ok.
+std::vector<Record> comparison_set(const std::vector<Record>& mine, const Config& default_config,
+                                   int top) {
+    std::vector<Record> ok;
+    for (const Record& r : mine)
+        if (r.ok()) ok.push_back(r);
+    std::sort(ok.begin(), ok.end(),
+              [](const Record& a, const Record& b) { return a.median_ms < b.median_ms; });
+    std::vector<Record> set(ok.begin(), ok.begin() + std::min<size_t>(ok.size(), size_t(top)));
+    auto in_set = [&](const Record& r) {
+        return std::any_of(set.begin(), set.end(),
+                           [&](const Record& s) { return s.config.hash() == r.config.hash(); });
+    };
+    for (const Record& r : ok)
+        if (r.config.hash() == default_config.hash() && !in_set(r)) set.push_back(r);
+    return set;
+}
+
 }  // namespace
+
+void confirm_best(const Workload& w, const Target& t, Database& db, Runner& runner,
+                  const TuneOptions& options, TuneResult& result, const std::atomic<bool>* stop);
 
 TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner,
                 const TuneOptions& options,
@@ -153,7 +176,50 @@ TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner
             break;
         }
     }
+    if (result.stop_reason != "interrupted" && options.confirm_top > 1)
+        confirm_best(w, t, db, runner, options, result, stop);
     return result;
+}
+
+void confirm_best(const Workload& w, const Target& t, Database& db, Runner& runner,
+                  const TuneOptions& options, TuneResult& result, const std::atomic<bool>* stop) {
+    const ScheduleSpace space = find_space(w.op).space(w, t);
+    const std::string fingerprint = t.fingerprint.id();
+    RecordFilter filter;
+    filter.workload_key = w.key();
+    filter.target_halide = t.halide;
+    std::unordered_set<uint64_t> compared;
+    // A comparison can leave its winner slower than a record it did not include (the machine
+    // was quieter when that one was measured): that record joins the next comparison, with the
+    // winner. A few passes settle it.
+    for (int pass = 0; pass < 3; ++pass) {
+        std::vector<Record> mine;
+        for (Record& r : db.records(filter))
+            if (r.fingerprint.id() == fingerprint && r.space_version == space.version)
+                mine.push_back(std::move(r));
+        std::vector<Record> set = comparison_set(mine, space.default_config, options.confirm_top);
+        bool anything_new = std::any_of(set.begin(), set.end(), [&](const Record& r) {
+            return !compared.count(r.config.hash());
+        });
+        if (set.size() < 2 || !anything_new || (stop && stop->load())) return;
+
+        std::vector<Config> configs;
+        for (const Record& r : set)
+            configs.push_back(r.config);
+        std::vector<Record> timed = runner.compare(w, configs, t, options.confirm_rounds);
+        // A comparison that could not run at all (its child died) changes nothing: the
+        // records keep their first measurements.
+        if (std::none_of(timed.begin(), timed.end(), [](const Record& r) { return r.ok(); }))
+            return;
+        for (size_t i = 0; i < timed.size(); ++i) {
+            // The record keeps its compile time, and the space version it was measured in.
+            timed[i].compile_seconds = set[i].compile_seconds;
+            timed[i].space_version = set[i].space_version;
+            compared.insert(timed[i].config.hash());
+        }
+        result.confirmed += static_cast<int>(db.update_measurements(timed));
+        result.best = db.best(w.key(), t.halide, fingerprint);
+    }
 }
 
 }  // namespace kiln

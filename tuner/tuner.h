@@ -3,7 +3,8 @@
 // Warm start from the database: configs already measured for this workload on this machine (same
 // space version) are never measured again, and their results seed the search. Each measured
 // batch is written in one transaction, so stopping anywhere (Ctrl-C, a kill) loses at most the
-// batch in flight, and running again continues.
+// batch in flight, and running again continues. The last step times the leading configs again
+// side by side (TuneOptions::confirm_top), so the best is not an accident of timing.
 #pragma once
 
 #include <atomic>
@@ -23,6 +24,12 @@ struct TuneOptions {
     double time_budget_s = 0;  // wall-clock budget; 0 = none
     int batch_size = 8;        // candidates built and measured per round
     int early_stop = 0;        // stop after this many trials without a better best; 0 = off
+    // At the end, the fastest `confirm_top` configs of this machine (and the default config)
+    // are timed again against each other in one process, `confirm_rounds` interleaved rounds,
+    // and their records take the new figures: the best is then chosen from one comparison,
+    // not from measurements taken at different moments of a busy machine. 0 or 1 = off.
+    int confirm_top = 4;
+    int confirm_rounds = 5;
     std::string strategy = "evolutionary";
     SearchOptions search;
 };
@@ -44,6 +51,7 @@ struct TuneResult {
     int failures = 0;
     int known = 0;
     std::optional<Record> best;
+    int confirmed = 0;        // records timed again in the final comparison
     std::string stop_reason;  // "trials", "time", "early stop", "interrupted", "space exhausted"
 };
 

@@ -1,6 +1,7 @@
 // kiln/bench/report.cpp — the Markdown table, the docs/PERFORMANCE.md section, the raw JSON.
 #include "bench/report.h"
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -67,6 +68,98 @@ std::string geomean_line(const std::vector<LayerResult>& results, const std::str
                            kiln_name, peer, kind, kiln_name, layers);
     return fmt::format("- {} vs {}, {} layers: geomean speed ratio **{:.2f}** over {} of {}\n",
                        kiln_name, peer, kind, geomean(ratios), ratios.size(), layers);
+}
+
+// The per-layer goals of the tuner's benchmark, against oneDNN: Winograd's share of 3x3
+// stride-1 layers, depthwise layers where oneDNN is weak, every other conv layer.
+struct LayerGoal {
+    const char* what;
+    double at_least;
+};
+
+LayerGoal goal_of(const Layer& l) {
+    if (l.op == "depthwise_conv2d") return {"depthwise layers >= 1.3x oneDNN", 1.3};
+    if (l.op == "conv2d" && l.conv.r == 3 && l.conv.s == 3 && l.conv.stride == 1 &&
+        l.conv.dilation == 1 && l.conv.groups == 1)
+        return {"3x3 stride-1 layers >= 1.4x oneDNN (Winograd)", 1.4};
+    return {"every other conv layer >= 0.9x oneDNN", 0.9};
+}
+
+int peer_index(const RunInfo& info, const std::string& name) {
+    for (size_t p = 0; p < info.peer_names.size(); ++p)
+        if (info.peer_names[p] == name) return static_cast<int>(p);
+    return -1;
+}
+
+// "Goals" table: kiln's best (tuned when the run tuned) against each goal, with the layers that
+// miss and by how much. Empty when oneDNN did not run.
+std::string goals_section(const RunInfo& info, const std::vector<LayerResult>& results) {
+    const int onednn = peer_index(info, "oneDNN");
+    if (onednn < 0) return "";
+    const bool tuned = info.tune_trials > 0;
+    auto best = [&](const LayerResult& r) -> const ImplResult& {
+        return tuned && usable(r.kiln_tuned) ? r.kiln_tuned : r.kiln;
+    };
+    auto ratio = [&](const LayerResult& r, const ImplResult& peer) {
+        return usable(best(r)) && usable(peer) ? peer.median_seconds / best(r).median_seconds : 0.0;
+    };
+    std::ostringstream out;
+    out << fmt::format(
+        "\n### Goals ({} against the peers, this run)\n\n",
+        tuned ? "kiln tuned, or default where tuning found nothing" : "kiln default");
+    out << "| goal | reached | holds |\n| --- | --- | --- |\n";
+    for (const char* what :
+         {"3x3 stride-1 layers >= 1.4x oneDNN (Winograd)", "depthwise layers >= 1.3x oneDNN",
+          "every other conv layer >= 0.9x oneDNN"}) {
+        std::vector<std::string> figures, misses;
+        for (const auto& r : results) {
+            if (!r.layer->is_conv) continue;
+            LayerGoal g = goal_of(*r.layer);
+            if (std::string(g.what) != what) continue;
+            double x = ratio(r, r.peers[onednn]);
+            figures.push_back(fmt::format("{} {:.2f}x", r.layer->id, x));
+            if (x < g.at_least) misses.push_back(fmt::format("{} ({:.2f}x)", r.layer->id, x));
+        }
+        if (figures.empty()) continue;
+        std::string list;
+        for (const auto& f : figures)
+            list += (list.empty() ? "" : ", ") + f;
+        std::string verdict = "yes";
+        if (!misses.empty()) {
+            verdict = "**no**: ";
+            for (size_t i = 0; i < misses.size(); ++i)
+                verdict += (i ? ", " : "") + misses[i];
+        }
+        out << fmt::format("| {} | {} | {} |\n", what, list, verdict);
+    }
+    auto geomean_row = [&](const std::string& what, bool conv, double at_least,
+                           const std::function<double(const LayerResult&)>& of) {
+        std::vector<double> v;
+        for (const auto& r : results)
+            if (r.layer->is_conv == conv) {
+                double x = of(r);
+                if (x > 0) v.push_back(x);
+            }
+        if (v.empty()) return;
+        double g = geomean(v);
+        out << fmt::format("| {} | {:.2f}x over {} layers | {} |\n", what, g, v.size(),
+                           g >= at_least ? "yes" : "**no**");
+    };
+    geomean_row("geomean over all conv layers >= 1.1x oneDNN", true, 1.1,
+                [&](const LayerResult& r) { return ratio(r, r.peers[onednn]); });
+    const int openblas = peer_index(info, "OpenBLAS");
+    geomean_row("dense >= 1.0x the better of OpenBLAS and oneDNN, geomean", false, 1.0,
+                [&](const LayerResult& r) {
+                    double a = ratio(r, r.peers[onednn]);
+                    double b = openblas >= 0 ? ratio(r, r.peers[openblas]) : 0.0;
+                    return a > 0 && b > 0 ? std::min(a, b) : std::max(a, b);
+                });
+    const int adams = peer_index(info, "Adams2019");
+    if (adams >= 0)
+        for (bool conv : {true, false})
+            geomean_row(conv ? ">= 2x Adams2019, conv geomean" : ">= 2x Adams2019, dense geomean",
+                        conv, 2.0, [&](const LayerResult& r) { return ratio(r, r.peers[adams]); });
+    return out.str();
 }
 
 }  // namespace
@@ -170,6 +263,7 @@ std::string markdown(const RunInfo& info, const std::vector<LayerResult>& result
                     results, "kiln tuned", &LayerResult::kiln_tuned, info.peer_names[p],
                     [p](const LayerResult& r) -> const ImplResult& { return r.peers[p]; }, conv);
     }
+    out << goals_section(info, results);
     return out.str();
 }
 

@@ -105,8 +105,9 @@ std::string goals_section(const RunInfo& info, const std::vector<LayerResult>& r
     };
     std::ostringstream out;
     out << fmt::format(
-        "\n### Goals ({} against the peers, this run)\n\n",
-        tuned ? "kiln tuned, or default where tuning found nothing" : "kiln default");
+        "\n### Goals\n\n{} against oneDNN (and, for dense, OpenBLAS and Adams2019) in this "
+        "run.\n\n",
+        tuned ? "kiln tuned (its default where tuning found nothing)" : "kiln's default configs");
     out << "| goal | reached | holds |\n| --- | --- | --- |\n";
     for (const char* what :
          {"3x3 stride-1 layers >= 1.4x oneDNN (Winograd)", "depthwise layers >= 1.3x oneDNN",

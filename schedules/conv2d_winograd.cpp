@@ -55,7 +55,7 @@ int64_t parallel_tasks_wanted(const Target& t) {
 }
 
 struct Defaults {
-    int64_t kb = 0, pt = 0, cb = 0, kg = 0, rows = 0;
+    int64_t kb = 0, pt = 0, cb = 0, kg = 0, rows = 0, prefetch = 0;
     std::string v_at, v_vector, order, gemm_order;
 };
 
@@ -115,6 +115,24 @@ Defaults choose_defaults(const ConvShape& s, const Target& t, int m,
                 }
             }
         }
+    }
+    // Few tiles and a U panel too large for L1 (r50_l4: 16 tiles, C = 512): the two tile blocks
+    // of a kb = 2 vectors block would each stream the 64 KiB panel, the first from L3 and the
+    // second from L2, and the first stalls on L3. One vector of output channels against every
+    // tile reads U exactly once, its broadcasts come from one cache line when V is stored
+    // tiles-innermost, and a prefetch far ahead hides L3's latency.
+    const int64_t tiles = tiles_w * tiles_h;
+    const int64_t l1 = t.fingerprint.l1d_bytes > 0 ? t.fingerprint.l1d_bytes : 32 * 1024;
+    const int64_t all_tiles_pt =
+        *std::min_element(pt_domain.begin(), pt_domain.end(), [&](int64_t a, int64_t b) {
+            return (a >= tiles ? a : 1 << 20) < (b >= tiles ? b : 1 << 20);
+        });
+    if (!tiles_outer && all_tiles_pt >= tiles && tiles >= 8 &&
+        registers_needed(lanes, all_tiles_pt, lanes) <= regs && 2 * lanes * s.c * 4 > l1) {
+        d.kb = lanes;
+        d.pt = all_tiles_pt;
+        d.v_vector = "tiles";
+        d.prefetch = 128;
     }
     const int64_t blocks = ceil_div(s.k, d.kb);
     d.kg = 1;
@@ -178,6 +196,8 @@ void add_winograd_knobs(ScheduleSpace& space, const Workload& w, const Target& t
          "register-block loop order in the GEMM: kp (channel blocks outer) "
          "or pk (tile blocks outer)",
          name_domain({"kp", "pk"}));
+    knob("wino_prefetch", "GEMM channel iterations ahead to prefetch U (0: none)",
+         int_domain({0, 8, 16, 32, 64, 128, 256}));
 
     space.constraints.push_back([lanes, regs](const Config& c) -> std::optional<std::string> {
         if (!is_winograd(c)) return std::nullopt;
@@ -214,6 +234,7 @@ void add_winograd_knobs(ScheduleSpace& space, const Workload& w, const Target& t
     c.set("wino_v_vector", d.v_vector);
     c.set("wino_order", d.order);
     c.set("wino_gemm_order", d.gemm_order);
+    c.set("wino_prefetch", d.prefetch);
 }
 
 HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Target& t) {
@@ -235,6 +256,7 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
     const bool v_at_group = cfg.s("wino_v_at") == "group";
     const bool kp = cfg.s("wino_gemm_order") == "kp";
     const bool v_over_channels = cfg.s("wino_v_vector") == "channels";
+    const int prefetch = static_cast<int>(cfg.i("wino_prefetch"));
 
     WinogradFuncs f = winograd_conv2d_funcs(w, layout);
     const int m = f.m;
@@ -263,6 +285,7 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
 
     // Input transform, vectorized over tiles (gathering from the padded input) or over input
     // channels (the padded input stored channels-innermost, so its loads are dense vectors).
+    Var pv("pv"), pvo("pvo");
     if (v_over_channels) {
         Var cv("cv"), cvo("cvo");
         f.in_pad.reorder_storage(f.c, f.x, f.y, f.n)
@@ -276,7 +299,6 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
             .unroll(f.ej);
         f.v_row.compute_at(f.v, f.p).vectorize(f.c).unroll(f.ei).unroll(f.j);
     } else {
-        Var pv("pv"), pvo("pvo");
         f.in_pad.vectorize(f.x, lanes);
         f.v.split(f.p, pvo, pv, lanes, TailStrategy::RoundUp)
             .reorder(pv, f.ei, f.ej, f.c, pvo, f.n)
@@ -288,10 +310,20 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
     if (v_at_group) {
         f.v.compute_at(out, tb);
         f.in_pad.compute_at(out, tb);
-    } else {
+    } else if (v_over_channels) {
         // Parallel over the outermost loop that is not the vector.
-        f.v.compute_root().parallel(v_over_channels ? f.p : f.c);
-        f.in_pad.compute_root().parallel(v_over_channels ? f.y : f.c);
+        f.v.compute_root().parallel(f.p);
+        f.in_pad.compute_root().parallel(f.y);
+    } else {
+        // A few chunks of channels, each padding its own input channels: one parallel loop of a
+        // few tasks instead of two of C tasks each, whose locking cost r50_l4 4% of its time.
+        Var vco("vco");
+        const int chunk = static_cast<int>(ceil_div(f.c_padded, parallel_tasks_wanted(t)));
+        f.v.compute_root()
+            .split(f.c, vco, f.c, chunk, TailStrategy::GuardWithIf)
+            .reorder(pv, f.ei, f.ej, f.c, pvo, vco, f.n)
+            .parallel(vco);
+        f.in_pad.compute_at(f.v, vco);
     }
 
     // GEMM: for each position and channel block, kb x pt register blocks over cb channels.
@@ -317,6 +349,9 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
         .vectorize(kl)
         .unroll(kv)
         .unroll(f.p);
+    if (prefetch > 0)
+        f.partial.update().prefetch(f.packed, f.rc.x, f.rc.x, prefetch,
+                                    Halide::PrefetchBoundStrategy::NonFaulting);
 
     // Output transform: a vector of output channels at a time, the m x m results unrolled.
     f.y_tile.compute_at(out, inner_group)

@@ -113,6 +113,23 @@ TEST(Conv2dWinograd, AccurateAtManyInputChannels) {
     }
 }
 
+// r50_l4's case, on an odd shape: few tiles and a U panel larger than L1 take one vector of
+// output channels against every tile, V stored tiles-innermost, and a prefetch of U.
+TEST(Conv2dWinograd, FewTilesManyChannelsDefault) {
+    Target t = host_target();
+    Workload w = Workload::from_shape("conv2d", "n=1,c=530,h=7,w=6,k=37,r=3,s=3,pad=1", DType::f32,
+                                      Epilogue::parse("bias+relu"));
+    ScheduleSpace space = winograd_space(w, t, "winograd2");
+    const Config& c = space.default_config;
+    ASSERT_FALSE(space.check(c)) << *space.check(c);
+    EXPECT_EQ(c.i("wino_kb"), t.f32_lanes());
+    EXPECT_EQ(c.i("wino_pt"), 12);  // 4 x 3 tiles
+    EXPECT_EQ(c.s("wino_v_vector"), "tiles");
+    EXPECT_EQ(c.s("wino_v_at"), "root");
+    EXPECT_GT(c.i("wino_prefetch"), 0);
+    expect_matches_reference(w, c, t, 13);
+}
+
 TEST(Conv2dWinograd, ConstraintsExplainRejections) {
     Target t = host_target();
     Workload w = Workload::from_shape("conv2d", "c=64,h=56,w=56,k=64,r=3,s=3,pad=1");

@@ -17,7 +17,7 @@ namespace kiln {
 
 namespace {
 
-class BatchMatmulSpace final : public SpaceDef {
+class BatchMatmulSpace final : public HalideSpaceDef {
   public:
     std::string op() const override { return "batch_matmul"; }
 
@@ -29,8 +29,7 @@ class BatchMatmulSpace final : public SpaceDef {
         return s;
     }
 
-    std::unique_ptr<Kernel> compile(const Workload& w, const Config& c,
-                                    const Target& t) const override {
+    HalidePipelines pipelines(const Workload& w, const Config& c, const Target& t) const override {
         BatchMatmulFuncs f = batch_matmul_algorithm(w, static_cast<int>(c.i("nr")), c.i("kc"));
         schedule_gemm(f.gemm, f.shape, c, t, f.panels);
 
@@ -45,7 +44,7 @@ class BatchMatmulSpace final : public SpaceDef {
         for (auto& b : p.main_args)
             set_dense_shape(b.param, halide_extents(specs[b.input]));
         set_dense_shape(f.gemm.out.output_buffer(), halide_extents(w.output()));
-        return make_halide_kernel(w, std::move(p), t);
+        return p;
     }
 };
 

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "schedules/conv2d_algorithms.h"
+#include "schedules/halide_kernel.h"
 #include "schedules/kernel.h"
 
 namespace kiln {
@@ -28,7 +29,7 @@ const std::vector<Conv2dAlgorithm>& conv2d_algorithms() {
 
 namespace {
 
-class Conv2dSpace final : public SpaceDef {
+class Conv2dSpace final : public HalideSpaceDef {
   public:
     std::string op() const override { return "conv2d"; }
 
@@ -58,11 +59,10 @@ class Conv2dSpace final : public SpaceDef {
         return sp;
     }
 
-    std::unique_ptr<Kernel> compile(const Workload& w, const Config& c,
-                                    const Target& t) const override {
+    HalidePipelines pipelines(const Workload& w, const Config& c, const Target& t) const override {
         const std::string& name = c.s("algorithm");
         for (const auto& a : conv2d_algorithms())
-            if (a.name == name) return make_halide_kernel(w, a.build(w, c, t), t);
+            if (a.name == name) return a.build(w, c, t);
         throw Error("knob algorithm", "unknown conv2d algorithm '" + name + "'");
     }
 };

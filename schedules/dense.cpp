@@ -13,7 +13,7 @@ namespace kiln {
 
 namespace {
 
-class DenseSpace final : public SpaceDef {
+class DenseSpace final : public HalideSpaceDef {
   public:
     std::string op() const override { return "dense"; }
 
@@ -25,8 +25,7 @@ class DenseSpace final : public SpaceDef {
         return s;
     }
 
-    std::unique_ptr<Kernel> compile(const Workload& w, const Config& c,
-                                    const Target& t) const override {
+    HalidePipelines pipelines(const Workload& w, const Config& c, const Target& t) const override {
         DenseFuncs d = dense_algorithm(w, static_cast<int>(c.i("nr")), c.i("kc"));
         schedule_gemm(d.gemm, d.shape, c, t, Halide::Func());
         // Packing is a transpose into panels; it runs once, so only its outer loop is parallel.
@@ -50,7 +49,7 @@ class DenseSpace final : public SpaceDef {
             set_dense_shape(b.param, halide_extents(specs[b.input]));
         set_dense_shape(d.gemm.out.output_buffer(), halide_extents(w.output()));
         set_dense_shape(d.pack.output_buffer(), p.packed_extents);
-        return make_halide_kernel(w, std::move(p), t);
+        return p;
     }
 };
 

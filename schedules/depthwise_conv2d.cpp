@@ -198,7 +198,7 @@ void schedule_nchwc(DepthwiseAlgorithm& a, const Config& c) {
     a.pack.compute_root();
 }
 
-class DepthwiseSpace final : public SpaceDef {
+class DepthwiseSpace final : public HalideSpaceDef {
   public:
     std::string op() const override { return "depthwise_conv2d"; }
 
@@ -308,8 +308,7 @@ class DepthwiseSpace final : public SpaceDef {
         return sp;
     }
 
-    std::unique_ptr<Kernel> compile(const Workload& w, const Config& c,
-                                    const Target& t) const override {
+    HalidePipelines pipelines(const Workload& w, const Config& c, const Target& t) const override {
         const bool x_layout = is_nchw_x(c);
         DepthwiseAlgorithm a =
             depthwise_conv2d_algorithm(w, x_layout ? DepthwiseLayout::nchw : DepthwiseLayout::nchwc,
@@ -333,7 +332,7 @@ class DepthwiseSpace final : public SpaceDef {
         int next = 2;
         if (w.epilogue.bias) p.main_args.push_back({a.bias, next++});
         if (w.epilogue.residual) p.main_args.push_back({a.residual, next++});
-        return make_halide_kernel(w, std::move(p), t);
+        return p;
     }
 
   private:

@@ -117,4 +117,14 @@ std::unique_ptr<Kernel> make_halide_kernel(const Workload& w, HalidePipelines p,
     return std::make_unique<HalideKernel>(w, std::move(p), t);
 }
 
+HalidePipelines build_pipelines(const Workload& w, const Config& config, const Target& t) {
+    w.validate();
+    const auto* def = dynamic_cast<const HalideSpaceDef*>(&find_space(w.op));
+    if (!def) throw Error("op", "the kernels of '" + w.op + "' are not Halide pipelines");
+    ScheduleSpace space = def->space(w, t);
+    if (auto why = space.check(config))
+        throw Error("config", "invalid for " + w.key() + ": " + *why);
+    return def->pipelines(w, config, t);
+}
+
 }  // namespace kiln

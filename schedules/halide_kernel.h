@@ -40,6 +40,24 @@ struct HalidePipelines {
 // JIT-compiles both pipelines for `t` (which must be the host) and records the compile time.
 std::unique_ptr<Kernel> make_halide_kernel(const Workload& w, HalidePipelines p, const Target& t);
 
+// A schedule space whose kernels are Halide pipelines. pipelines() defines and schedules them
+// without compiling, so that other tools can read or compile them their own way (the cost
+// model lowers them to read the loop nest); compile() JIT-compiles them.
+class HalideSpaceDef : public SpaceDef {
+  public:
+    // `config` must pass space(w, t).check().
+    virtual HalidePipelines pipelines(const Workload& w, const Config& config,
+                                      const Target& t) const = 0;
+    std::unique_ptr<Kernel> compile(const Workload& w, const Config& config,
+                                    const Target& t) const override {
+        return make_halide_kernel(w, pipelines(w, config, t), t);
+    }
+};
+
+// The pipelines of a config, validated as compile_kernel() validates it. Throws kiln::Error when
+// the op's space is not made of Halide pipelines.
+HalidePipelines build_pipelines(const Workload& w, const Config& config, const Target& t);
+
 // The Halide target for a kiln target, ready for JIT when it is the host.
 Halide::Target halide_target(const Target& t);
 

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "generators/gemm.h"
 
 namespace kiln {
 
@@ -115,6 +116,23 @@ class HalideKernel final : public Kernel {
 
 std::unique_ptr<Kernel> make_halide_kernel(const Workload& w, HalidePipelines p, const Target& t) {
     return std::make_unique<HalideKernel>(w, std::move(p), t);
+}
+
+void constrain_shapes(HalidePipelines& p, const Workload& w) {
+    const auto specs = w.inputs();
+    for (HalideBinding& b : p.main_args) {
+        std::vector<int> extents;
+        if (b.input < 0)
+            extents = p.packed_extents;
+        else if (size_t(b.input) < p.input_views.size() && !p.input_views[b.input].empty())
+            extents = p.input_views[b.input];
+        else
+            extents = halide_extents(specs.at(b.input));
+        if (int(extents.size()) == b.param.dimensions()) set_dense_shape(b.param, extents);
+    }
+    const std::vector<int> out = p.output_view.empty() ? halide_extents(w.output()) : p.output_view;
+    for (Halide::Func f : p.main.outputs())
+        if (f.dimensions() == int(out.size())) set_dense_shape(f.output_buffer(), out);
 }
 
 HalidePipelines build_pipelines(const Workload& w, const Config& config, const Target& t) {

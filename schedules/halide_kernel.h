@@ -54,6 +54,11 @@ class HalideSpaceDef : public SpaceDef {
     }
 };
 
+// Gives the main pipeline's inputs and outputs the workload's dense shapes (views and the
+// packed extents included), so that lowering sees constant extents. Kernels that must run on
+// any buffer (the JIT kernels) leave them open.
+void constrain_shapes(HalidePipelines& p, const Workload& w);
+
 // The pipelines of a config, validated as compile_kernel() validates it. Throws kiln::Error when
 // the op's space is not made of Halide pipelines.
 HalidePipelines build_pipelines(const Workload& w, const Config& config, const Target& t);

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
     build-essential cmake ninja-build ccache pkg-config
-    libhalide14-0-dev libfmt-dev nlohmann-json3-dev libcli11-dev libsqlite3-dev
+    libhalide14-0-dev libfmt-dev nlohmann-json3-dev libcli11-dev libsqlite3-dev libxgboost-dev
     libgtest-dev googletest libbenchmark-dev
     libdnnl-dev libopenblas-dev
 )

@@ -23,9 +23,6 @@ struct Transforms {
     Matrix bt;  // alpha x alpha: V = B^T d B
     Matrix g;   // alpha x 3:     U = G g G^T
     Matrix at;  // m x alpha:     Y = A^T M A
-    // G = diag(g_scale) G' with G' of small integers: U made inside the GEMM is G' g G'^T, all
-    // adds and subtracts (and doublings for F(4x4)), and the scales go into A^T instead.
-    std::vector<double> g_scale;
 };
 
 // F(2x2,3x3), interpolation points 0, 1, -1 and infinity.
@@ -33,7 +30,6 @@ const Transforms kF2 = {
     {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}},
     {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}},
     {{1, 1, 1, 0}, {0, 1, -1, -1}},
-    {1, 0.5, 0.5, 1},
 };
 
 // F(4x4,3x3) with Lavin and Gray's points 0, 1, -1, 2, -2 and infinity: small integers in B^T
@@ -53,26 +49,7 @@ const Transforms kF4 = {
      {1.0 / 24, -1.0 / 12, 1.0 / 6},
      {0, 0, 1}},
     {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}},
-    {1.0 / 4, -1.0 / 6, -1.0 / 6, 1.0 / 24, 1.0 / 24, 1},
 };
-
-// G' = diag(g_scale)^-1 G; each ratio is a small integer, exact in double.
-Matrix integer_g(const Transforms& tr) {
-    Matrix g = tr.g;
-    for (size_t a = 0; a < g.size(); ++a)
-        for (double& v : g[a])
-            v /= tr.g_scale[a];
-    return g;
-}
-
-// A^T diag(g_scale): Y = (A^T S) M' (S A) when M' = U' V with U = S U' S.
-Matrix scaled_at(const Transforms& tr) {
-    Matrix at = tr.at;
-    for (auto& row : at)
-        for (size_t a = 0; a < row.size(); ++a)
-            row[a] *= tr.g_scale[a];
-    return at;
-}
 
 // sum_i coef[i] * xs[i], skipping zero coefficients and multiplying only when |coef| != 1.
 Expr combine(const std::vector<double>& coef, const std::vector<Expr>& xs) {
@@ -144,7 +121,7 @@ WinogradFuncs winograd_conv2d_funcs(const Workload& w, const WinogradLayout& lay
 
     f.input = Halide::ImageParam(Halide::Float(32), 4, "input");
     f.weight = Halide::ImageParam(Halide::Float(32), 4, "weight");
-    f.packed = Halide::ImageParam(Halide::Float(32), layout.u_in_gemm ? 4 : 5, "packed");
+    f.packed = Halide::ImageParam(Halide::Float(32), 5, "packed");
     if (w.epilogue.bias) f.bias = Halide::ImageParam(Halide::Float(32), 1, "bias");
     if (w.epilogue.residual) f.residual = Halide::ImageParam(Halide::Float(32), 4, "residual");
 
@@ -166,25 +143,13 @@ WinogradFuncs winograd_conv2d_funcs(const Workload& w, const WinogradLayout& lay
     {
         Expr kk = ko * kb + ki;
         Expr valid = kk < out_channels && c < channels;
-        auto g = [&](Expr col, Expr row) {
+        auto g = [&](int col, Expr row) {
             return f.weight(col, row, clamp(c, 0, channels - 1), clamp(kk, 0, out_channels - 1));
         };
-        if (!layout.u_in_gemm) {
-            std::vector<Expr> rows;  // G applied along the width, for each kernel row
-            for (int r = 0; r < 3; ++r)
-                rows.push_back(apply_rows(tr.g, ei, {g(0, r), g(1, r), g(2, r)}));
-            f.pack(ki, c, ko, ei, ej) = select(valid, apply_rows(tr.g, ej, rows), 0.0f);
-            f.u(ki, c, ko, ei, ej) = f.packed(ki, c, ko, ei, ej);
-        } else {
-            f.pack(ki, f.t, c, ko) = select(valid, g(f.t % 3, f.t / 3), 0.0f);
-            const Matrix g_int = integer_g(tr);
-            auto tap = [&](int col) { return f.packed(ki, 3 * j + col, c, ko); };
-            f.u_row(ki, c, ko, ei, j) = apply_rows(g_int, ei, {tap(0), tap(1), tap(2)});
-            std::vector<Expr> rows;
-            for (int r = 0; r < 3; ++r)
-                rows.push_back(f.u_row(ki, c, ko, ei, r));
-            f.u(ki, c, ko, ei, ej) = apply_rows(g_int, ej, rows);
-        }
+        std::vector<Expr> rows;  // G applied along the width, for each kernel row
+        for (int r = 0; r < 3; ++r)
+            rows.push_back(apply_rows(tr.g, ei, {g(0, r), g(1, r), g(2, r)}));
+        f.pack(ki, c, ko, ei, ej) = select(valid, apply_rows(tr.g, ej, rows), 0.0f);
     }
 
     // The padded input. Tiles reach past the image on the right and bottom when m does not
@@ -217,7 +182,7 @@ WinogradFuncs winograd_conv2d_funcs(const Workload& w, const WinogradLayout& lay
     f.rc = Halide::RDom(0, cb, "rc");
     Expr ch = co * cb + f.rc;
     f.partial(ki, ko, p, ei, ej, n, co) = 0.0f;
-    f.partial(ki, ko, p, ei, ej, n, co) += f.u(ki, ch, ko, ei, ej) * f.v(p, ch, ei, ej, n);
+    f.partial(ki, ko, p, ei, ej, n, co) += f.packed(ki, ch, ko, ei, ej) * f.v(p, ch, ei, ej, n);
     if (f.c_blocks == 1) {
         f.mm(ki, ko, p, ei, ej, n) = f.partial(ki, ko, p, ei, ej, n, 0);
     } else {
@@ -228,15 +193,14 @@ WinogradFuncs winograd_conv2d_funcs(const Workload& w, const WinogradLayout& lay
 
     // Y = A^T M A, then the epilogue in the order Epilogue::apply uses.
     {
-        const Matrix at = layout.u_in_gemm ? scaled_at(tr) : tr.at;
         std::vector<Expr> ms;
         for (int a = 0; a < alpha; ++a)
             ms.push_back(f.mm(ki, ko, p, a, ej, n));
-        f.y_row(ki, ko, i, ej, p, n) = apply_rows(at, i, ms);
+        f.y_row(ki, ko, i, ej, p, n) = apply_rows(tr.at, i, ms);
         std::vector<Expr> rows;
         for (int b = 0; b < alpha; ++b)
             rows.push_back(f.y_row(ki, ko, i, b, p, n));
-        f.y_tile(ki, ko, i, j, p, n) = apply_rows(at, j, rows);
+        f.y_tile(ki, ko, i, j, p, n) = apply_rows(tr.at, j, rows);
     }
     Expr value = f.y_tile(k % kb, k / kb, x % m, y % m, x / m + f.tiles_w * (y / m), n);
     Expr bias_value = w.epilogue.bias ? f.bias(k) : Expr();
@@ -247,13 +211,10 @@ WinogradFuncs winograd_conv2d_funcs(const Workload& w, const WinogradLayout& lay
               ow = static_cast<int>(s.ow);
     set_dense_shape(f.input, {width, height, channels, batch});
     set_dense_shape(f.weight, {3, 3, channels, out_channels});
-    f.packed_extents = layout.u_in_gemm
-                           ? std::vector<int>{kb, 9, f.c_padded, f.k_blocks}
-                           : std::vector<int>{kb, f.c_padded, f.k_blocks, alpha, alpha};
-    set_dense_shape(f.packed, f.packed_extents);
+    set_dense_shape(f.packed, {kb, f.c_padded, f.k_blocks, alpha, alpha});
     if (w.epilogue.bias) set_dense_shape(f.bias, {out_channels});
     if (w.epilogue.residual) set_dense_shape(f.residual, {ow, oh, out_channels, batch});
-    set_dense_shape(f.pack.output_buffer(), f.packed_extents);
+    set_dense_shape(f.pack.output_buffer(), {kb, f.c_padded, f.k_blocks, alpha, alpha});
     set_dense_shape(f.output.output_buffer(), {ow, oh, out_channels, batch});
     return f;
 }

@@ -1,15 +1,12 @@
 // kiln/generators/conv2d_winograd.h — the Winograd algorithm for 3x3 stride-1 conv2d (internal).
 //
 // F(m x m, 3x3) with m = 2 or 4: each m x m output tile comes from an alpha x alpha input tile
-// (alpha = m + 2). The weights become U = G g G^T, either once (the pack pipeline stores U) or
-// inside the GEMM from the packed 3x3 weights (WinogradLayout::u_in_gemm); each input tile
+// (alpha = m + 2). The weights become U = G g G^T once (the pack pipeline); each input tile
 // becomes V = B^T d B; for each of the alpha^2 positions a GEMM over input channels gives
 // M = U V; each output tile is Y = A^T M A, and the epilogue follows. Only the algorithm lives
 // here: schedules/conv2d_winograd.cpp picks the layout and schedules the Funcs. Tiles are
 // numbered p = tx + tiles_w * ty within one image; the batch is the last dimension everywhere.
 #pragma once
-
-#include <vector>
 
 #include "Halide.h"
 #include "core/workload.h"
@@ -21,35 +18,25 @@ struct WinogradLayout {
     int m = 4;    // output tile size: 2 or 4
     int kb = 16;  // output channels per packed block of U (the GEMM's vector dimension)
     int cb = 64;  // input channels per GEMM cache block; C is zero-padded to a multiple of it
-    // false: pack stores U (alpha^2 values per weight). true: pack stores the 9 weights and the
-    // GEMM makes U per channel block with G's integer rows; G's row scales move into A^T.
-    bool u_in_gemm = false;
 };
 
 struct WinogradFuncs {
     int m = 0, alpha = 0;
-    int tiles_w = 0, tiles_h = 0;     // tiles per image side: ceil(ow / m), ceil(oh / m)
-    int k_blocks = 0;                 // ceil(K / kb)
-    int c_padded = 0;                 // C rounded up to a multiple of cb
-    int c_blocks = 0;                 // c_padded / cb
-    std::vector<int> packed_extents;  // of `packed`, Halide order
+    int tiles_w = 0, tiles_h = 0;  // tiles per image side: ceil(ow / m), ceil(oh / m)
+    int k_blocks = 0;              // ceil(K / kb)
+    int c_padded = 0;              // C rounded up to a multiple of cb
+    int c_blocks = 0;              // c_padded / cb
 
     Halide::ImageParam input, weight, bias, residual;  // bias, residual defined when used
-    // What the pack pipeline stores: U as (ki, c, ko, ei, ej), or under u_in_gemm the weights
-    // as (ki, t, c, ko) with t = 3 * r + s.
-    Halide::ImageParam packed;
+    Halide::ImageParam packed;                         // U, as the pack pipeline lays it out
 
     Halide::Var x{"x"}, y{"y"}, k{"k"}, n{"n"}, c{"c"}, p{"p"};
-    Halide::Var ki{"ki"}, ko{"ko"}, ei{"ei"}, ej{"ej"}, i{"i"}, j{"j"}, co{"co"}, t{"t"};
+    Halide::Var ki{"ki"}, ko{"ko"}, ei{"ei"}, ej{"ej"}, i{"i"}, j{"j"}, co{"co"};
     Halide::RDom rc;   // over the cb channels of one block
     Halide::RDom rco;  // over the channel blocks; used only when c_blocks > 1
 
-    // pack: what `packed` holds, for output channel ko * kb + ki, zero beyond K and C.
+    // pack(ki, c, ko, ei, ej): U for output channel ko * kb + ki, zero beyond K and C.
     Halide::Func pack{"wino_pack"};
-    // u(ki, c, ko, ei, ej): U as the GEMM reads it. A plain read of `packed` (left inline) or,
-    // under u_in_gemm, G' g G'^T from the packed weights, its rows u_row(ki, c, ko, ei, r).
-    Halide::Func u{"wino_u"};
-    Halide::Func u_row{"wino_u_row"};
     // in_pad(x, y, c, n): the input with zero padding around it and zero channels beyond C.
     Halide::Func in_pad{"wino_in_pad"};
     Halide::Func v_row{"wino_v_row"};  // (p, c, ei, j, n): B^T applied along x

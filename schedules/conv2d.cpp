@@ -35,7 +35,7 @@ class Conv2dSpace final : public SpaceDef {
     ScheduleSpace space(const Workload& w, const Target& t) const override {
         ScheduleSpace sp;
         sp.op = "conv2d";
-        sp.version = 3;
+        sp.version = 2;
         std::vector<const Conv2dAlgorithm*> usable;
         for (const auto& a : conv2d_algorithms())
             if (a.applies(w)) usable.push_back(&a);

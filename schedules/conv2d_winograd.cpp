@@ -56,7 +56,7 @@ int64_t parallel_tasks_wanted(const Target& t) {
 
 struct Defaults {
     int64_t kb = 0, pt = 0, cb = 0, kg = 0, rows = 0, prefetch = 0;
-    std::string v_at, v_vector, order, gemm_order, u = "prepare";
+    std::string v_at, v_vector, order, gemm_order;
 };
 
 // Hand rules for the untuned kernel, written against the ResNet-50 3x3 stride-1 layers; the
@@ -196,12 +196,8 @@ void add_winograd_knobs(ScheduleSpace& space, const Workload& w, const Target& t
          "register-block loop order in the GEMM: kp (channel blocks outer) "
          "or pk (tile blocks outer)",
          name_domain({"kp", "pk"}));
-    knob("wino_prefetch", "channel iterations ahead to prefetch the packed weights or U (0: none)",
+    knob("wino_prefetch", "GEMM channel iterations ahead to prefetch U (0: none)",
          int_domain({0, 8, 16, 32, 64, 128, 256}));
-    knob("wino_u",
-         "where U = G g G^T is made: at prepare time (prepare: stores alpha^2 values per weight) "
-         "or in the GEMM per channel block (gemm: stores the 9 weights)",
-         name_domain({"prepare", "gemm"}));
 
     space.constraints.push_back([lanes, regs](const Config& c) -> std::optional<std::string> {
         if (!is_winograd(c)) return std::nullopt;
@@ -239,7 +235,6 @@ void add_winograd_knobs(ScheduleSpace& space, const Workload& w, const Target& t
     c.set("wino_order", d.order);
     c.set("wino_gemm_order", d.gemm_order);
     c.set("wino_prefetch", d.prefetch);
-    c.set("wino_u", d.u);
 }
 
 HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Target& t) {
@@ -251,7 +246,6 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
     layout.m = tile_size(cfg);
     layout.kb = static_cast<int>(cfg.i("wino_kb"));
     layout.cb = static_cast<int>(cfg.i("wino_cb"));
-    layout.u_in_gemm = cfg.s("wino_u") == "gemm";
     if (layout.kb % lanes != 0)
         throw Error("knob wino_kb",
                     "must be a multiple of the vector width " + std::to_string(lanes));
@@ -267,16 +261,12 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
     WinogradFuncs f = winograd_conv2d_funcs(w, layout);
     const int m = f.m;
 
-    // Pack: one vector of output channels per store, all alpha^2 positions (or 9 taps) unrolled.
-    if (layout.u_in_gemm) {
-        f.pack.vectorize(f.ki, lanes).unroll(f.t).parallel(f.ko);
-    } else {
-        f.pack.reorder(f.ki, f.ei, f.ej, f.c, f.ko)
-            .vectorize(f.ki, lanes)
-            .unroll(f.ei)
-            .unroll(f.ej)
-            .parallel(f.ko);
-    }
+    // Pack: one vector of output channels per store, all alpha^2 positions unrolled.
+    f.pack.reorder(f.ki, f.ei, f.ej, f.c, f.ko)
+        .vectorize(f.ki, lanes)
+        .unroll(f.ei)
+        .unroll(f.ej)
+        .parallel(f.ko);
 
     // Output: tile groups x channel groups, each row of a tile group stored as vectors along x.
     Var tg("tg"), yi("yi"), kgo("kgo"), kk("kk"), xo("xo"), xv("xv"), tb("tb");
@@ -310,9 +300,6 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
         f.v_row.compute_at(f.v, f.p).vectorize(f.c).unroll(f.ei).unroll(f.j);
     } else {
         f.in_pad.vectorize(f.x, lanes);
-        // The GEMM with U made per channel block reads every position of a few channels:
-        // stored positions-inside-channels, a block's V is one contiguous run.
-        if (layout.u_in_gemm) f.v.reorder_storage(f.p, f.ei, f.ej, f.c, f.n);
         f.v.split(f.p, pvo, pv, lanes, TailStrategy::RoundUp)
             .reorder(pv, f.ei, f.ej, f.c, pvo, f.n)
             .vectorize(pv)
@@ -340,30 +327,21 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
     }
 
     // GEMM: for each position and channel block, kb x pt register blocks over cb channels.
-    // With U made in the GEMM, the channel block is outside the positions: U for one block of
-    // kb output channels and cb input channels is made once, stays in cache, and all alpha^2
-    // GEMMs of the block read it.
     Var kl("kl"), kv("kv"), pi("pi"), po("po");
     f.mm.compute_at(out, inner_group);
     Halide::Stage gemm = f.c_blocks == 1 ? Halide::Stage(f.mm) : f.mm.update();
     if (f.c_blocks > 1) f.mm.vectorize(f.ki, lanes);
     gemm.split(f.ki, kv, kl, lanes).split(f.p, po, pi, pt, TailStrategy::RoundUp);
     std::vector<VarOrRVar> order = {kl, kv, pi};
-    if (layout.u_in_gemm) {
-        order.insert(order.end(), {po, f.ei, f.ej});
-        if (f.c_blocks > 1) order.push_back(f.rco.x);
-        order.insert(order.end(), {f.ko, f.n});
+    if (kp) {
+        order.insert(order.end(), {po, f.ko});
     } else {
-        if (kp) {
-            order.insert(order.end(), {po, f.ko});
-        } else {
-            order.insert(order.end(), {f.ko, po});
-        }
-        if (f.c_blocks > 1) order.push_back(f.rco.x);
-        order.insert(order.end(), {f.ei, f.ej, f.n});
+        order.insert(order.end(), {f.ko, po});
     }
+    if (f.c_blocks > 1) order.push_back(f.rco.x);
+    order.insert(order.end(), {f.ei, f.ej, f.n});
     gemm.reorder(order).vectorize(kl).unroll(kv).unroll(pi);
-    f.partial.compute_at(f.mm, kp || layout.u_in_gemm ? po : f.ko);
+    f.partial.compute_at(f.mm, kp ? po : f.ko);
     f.partial.split(f.ki, kv, kl, lanes).vectorize(kl).unroll(kv).unroll(f.p);
     f.partial.update()
         .split(f.ki, kv, kl, lanes)
@@ -371,37 +349,9 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
         .vectorize(kl)
         .unroll(kv)
         .unroll(f.p);
-    if (layout.u_in_gemm) {
-        // One block of output channels' accumulators contiguous: with (ki, ko, p, ...) the
-        // 256 vectors of r50_l4's block sit 512 B apart and 8 KiB per position, in 8 of L1's
-        // 64 sets.
-        f.mm.reorder_storage(f.ki, f.p, f.ei, f.ej, f.ko, f.n);
-        // A constant-size buffer on the stack instead of a heap allocation per channel block.
-        f.u.store_in(Halide::MemoryType::Stack);
-        if (f.c_blocks > 1) {
-            f.u.compute_at(f.mm, f.rco.x);
-        } else {
-            f.u.compute_at(f.mm, f.ko);
-        }
-        f.u.split(f.ki, kv, kl, lanes)
-            .reorder(kl, kv, f.ei, f.ej, f.c, f.ko)
-            .vectorize(kl)
-            .unroll(kv)
-            .unroll(f.ei)
-            .unroll(f.ej);
-        f.u_row.compute_at(f.u, f.c)
-            .split(f.ki, kv, kl, lanes)
-            .reorder(kl, kv, f.ei, f.j, f.c, f.ko)
-            .vectorize(kl)
-            .unroll(kv)
-            .unroll(f.ei)
-            .unroll(f.j);
-        if (prefetch > 0)
-            f.u.prefetch(f.packed, f.c, f.c, prefetch, Halide::PrefetchBoundStrategy::NonFaulting);
-    } else if (prefetch > 0) {
+    if (prefetch > 0)
         f.partial.update().prefetch(f.packed, f.rc.x, f.rc.x, prefetch,
                                     Halide::PrefetchBoundStrategy::NonFaulting);
-    }
 
     // Output transform: a vector of output channels at a time, the m x m results unrolled.
     f.y_tile.compute_at(out, inner_group)
@@ -419,7 +369,7 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
     if (w.epilogue.bias) p.main_args.push_back({f.bias, next++});
     if (w.epilogue.residual) p.main_args.push_back({f.residual, next++});
     p.pack_args.push_back({f.weight, 1});
-    p.packed_extents = f.packed_extents;
+    p.packed_extents = {layout.kb, f.c_padded, f.k_blocks, f.alpha, f.alpha};
     return p;
 }
 

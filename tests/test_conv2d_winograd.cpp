@@ -113,26 +113,6 @@ TEST(Conv2dWinograd, AccurateAtManyInputChannels) {
     }
 }
 
-// U made in the GEMM from the 9 weights (G's integer rows, its scales folded into A^T): both
-// tile sizes, channel blocks that do not divide C, and the C = 512 error budget.
-TEST(Conv2dWinograd, WeightTransformInGemmMatchesReference) {
-    Target t = host_target();
-    for (std::string shape :
-         {"n=1,c=512,h=8,w=8,k=24,r=3,s=3,pad=1", "n=2,c=37,h=7,w=9,k=21,r=3,s=3,pad=1x0x1x0"}) {
-        Workload w =
-            Workload::from_shape("conv2d", shape, DType::f32, Epilogue::parse("bias+relu"));
-        for (std::string algorithm : {"winograd2", "winograd4"}) {
-            ScheduleSpace space = winograd_space(w, t, algorithm);
-            Config c = space.default_config;
-            c.set("wino_u", std::string("gemm"));
-            c.set("wino_cb", int64_t{16});
-            c.set("wino_prefetch", int64_t{16});
-            ASSERT_FALSE(space.check(c)) << *space.check(c);
-            expect_matches_reference(w, c, t, 17);
-        }
-    }
-}
-
 // r50_l4's case, on an odd shape: few tiles and a U panel larger than L1 take one vector of
 // output channels against every tile, V stored tiles-innermost, and a prefetch of U.
 TEST(Conv2dWinograd, FewTilesManyChannelsDefault) {

@@ -325,6 +325,14 @@ LoopNestSummary summarize_loop_nest(const Workload& w, const Config& c, const Ta
     return s;
 }
 
+bool can_featurize(const std::string& op) {
+    try {
+        return dynamic_cast<const HalideSpaceDef*>(&find_space(op)) != nullptr;
+    } catch (const Error&) {
+        return false;
+    }
+}
+
 CacheSizes cache_sizes(const Target& t) {
     CacheSizes c;
     const Fingerprint& f = t.fingerprint;

@@ -57,6 +57,10 @@ struct LoopNestSummary {
 // when the config is invalid or the op's kernels are not Halide pipelines.
 LoopNestSummary summarize_loop_nest(const Workload& w, const Config& c, const Target& t);
 
+// Whether summarize_loop_nest() can read the kernels of `op` (their schedule space is made of
+// Halide pipelines).
+bool can_featurize(const std::string& op);
+
 // Named features; absent names are missing values (a knob a config does not have).
 using Features = std::vector<std::pair<std::string, float>>;
 

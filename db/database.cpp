@@ -83,6 +83,13 @@ CREATE TABLE records (
 CREATE INDEX records_best ON records (workload_id, target_id, status, median_ms);
 CREATE INDEX workloads_op ON workloads (op);
 )sql"},
+    {2, R"sql(
+CREATE TABLE features (
+    record_id INTEGER PRIMARY KEY REFERENCES records (id),
+    version INTEGER NOT NULL,
+    json TEXT NOT NULL
+);
+)sql"},
 };
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
@@ -418,6 +425,52 @@ class SqliteDatabase final : public Database {
         }
         tx.commit();
         return updated;
+    }
+
+    std::vector<std::string> features(const std::vector<Record>& records,
+                                      int version) const override {
+        std::lock_guard<std::mutex> lock(mu_);
+        std::vector<std::string> out(records.size());
+        if (empty_) return out;
+        Stmt q(db_, path_,
+               "SELECT f.json FROM features f JOIN records r ON r.id = f.record_id "
+               "JOIN workloads w ON w.id = r.workload_id JOIN targets t ON t.id = r.target_id "
+               "WHERE w.key = ? AND t.halide = ? AND t.fingerprint_id = ? AND r.config_hash = ? "
+               "AND f.version = ?");
+        for (size_t i = 0; i < records.size(); ++i) {
+            const Record& r = records[i];
+            q.text(1, r.workload.key())
+                .text(2, r.target_halide)
+                .text(3, r.fingerprint.id())
+                .i64(4, static_cast<int64_t>(r.config.hash()))
+                .i64(5, version);
+            if (q.step()) out[i] = q.col_text(0);
+            q.reset();
+        }
+        return out;
+    }
+
+    void store_features(const std::vector<std::pair<Record, std::string>>& features,
+                        int version) override {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (features.empty() || empty_) return;
+        Transaction tx(db_, path_);
+        Stmt put(db_, path_,
+                 "INSERT OR REPLACE INTO features (record_id, version, json) "
+                 "SELECT r.id, ?, ? FROM records r JOIN workloads w ON w.id = r.workload_id "
+                 "JOIN targets t ON t.id = r.target_id WHERE w.key = ? AND t.halide = ? AND "
+                 "t.fingerprint_id = ? AND r.config_hash = ?");
+        for (const auto& [r, text] : features) {
+            put.i64(1, version)
+                .text(2, text)
+                .text(3, r.workload.key())
+                .text(4, r.target_halide)
+                .text(5, r.fingerprint.id())
+                .i64(6, static_cast<int64_t>(r.config.hash()));
+            put.step();
+            put.reset();
+        }
+        tx.commit();
     }
 
     bool has(const std::string& workload_key, const std::string& target_halide,

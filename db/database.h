@@ -19,7 +19,7 @@ namespace kiln {
 
 // Version of the schema, in PRAGMA user_version; open() migrates older files forward and
 // refuses newer ones.
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 struct RecordFilter {
     std::string workload_key;   // empty = any
@@ -61,6 +61,14 @@ class Database {
     // config on the same machine, in one transaction; others are ignored. Returns how many
     // changed.
     virtual int64_t update_measurements(const std::vector<Record>& records) = 0;
+    // The cost model's features of records (JSON text, computed for each record's own target
+    // and machine), cached so that a model can be trained without lowering every config
+    // again. One entry per record, in order; "" where none is stored for `version`.
+    virtual std::vector<std::string> features(const std::vector<Record>& records,
+                                              int version) const = 0;
+    // Stores features of records already present (others are ignored), in one transaction.
+    virtual void store_features(const std::vector<std::pair<Record, std::string>>& features,
+                                int version) = 0;
     // Whether this config was measured for this workload on this target and machine.
     virtual bool has(const std::string& workload_key, const std::string& target_halide,
                      const std::string& fingerprint_id, uint64_t config_hash) const = 0;

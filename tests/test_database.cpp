@@ -360,6 +360,44 @@ TEST_F(Db, GarbageFileIsRefusedAndLeftAlone) {
     EXPECT_NE(what.find(dir_), std::string::npos) << what;
 }
 
+// A version-1 file (before the features cache) is migrated forward and keeps its records.
+TEST_F(Db, VersionOneFileIsMigrated) {
+    const std::string p = path("v1.db");
+    {
+        auto db = Database::open(p);
+        db->add({make_record("m=16,n=32,k=8", 1, 0.5), make_record("m=16,n=32,k=8", 2, 0.7)});
+    }
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(p.c_str(), &raw), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(raw, "DROP TABLE features; PRAGMA user_version = 1", nullptr, nullptr,
+                           nullptr),
+              SQLITE_OK);
+    sqlite3_close(raw);
+    auto db = Database::open(p);
+    EXPECT_EQ(pragma(p, "user_version"), std::to_string(kSchemaVersion));
+    EXPECT_EQ(db->records({}).size(), 2u);
+    Record r = make_record("m=16,n=32,k=8", 1, 0.5);
+    db->store_features({{r, R"({"a":1})"}}, 1);
+    EXPECT_EQ(db->features({r}, 1), std::vector<std::string>{R"({"a":1})"});
+}
+
+// The cost model's features of a record are kept per feature version, and only for records
+// that exist.
+TEST_F(Db, FeaturesAreCachedPerRecordAndVersion) {
+    auto db = Database::open(path("t.db"));
+    Record a = make_record("m=16,n=32,k=8", 1, 0.5), b = make_record("m=16,n=32,k=8", 2, 0.7);
+    Record elsewhere = make_record("m=16,n=32,k=8", 1, 0.4, RecordStatus::ok, machine("Other"));
+    Record absent = make_record("m=16,n=32,k=8", 3, 0.9);
+    db->add({a, b, elsewhere});
+    db->store_features({{a, "A1"}, {elsewhere, "E1"}, {absent, "X"}}, 1);
+    EXPECT_EQ(db->features({a, b, elsewhere, absent}, 1),
+              (std::vector<std::string>{"A1", "", "E1", ""}));
+    // A newer version replaces the record's entry.
+    db->store_features({{a, "A2"}}, 2);
+    EXPECT_EQ(db->features({a}, 2), std::vector<std::string>{"A2"});
+    EXPECT_EQ(db->features({a}, 1), std::vector<std::string>{""});
+}
+
 TEST_F(Db, NewerSchemaIsRefusedAndLeftAlone) {
     const std::string p = path("future.db");
     sqlite3* raw = nullptr;

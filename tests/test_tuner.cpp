@@ -115,6 +115,36 @@ TEST(Tuner, FinalComparisonCorrectsALuckyMeasurement) {
         if (r.config == slow) EXPECT_GE(r.median_ms, 50) << "the slow record keeps its new time";
 }
 
+// With records of another workload of the same op in the database, the cost model is trained
+// before the first round (transfer), refit on every batch, its features are cached in the
+// database, and it is saved where the result says.
+TEST(Tuner, CostModelTransfersFromOtherWorkloads) {
+    auto path = temp_db("model.db");
+    auto db = Database::open(path);
+    auto runner = make_process_runner(runner_options());
+    TuneOptions o;
+    o.trials = 6;
+    o.batch_size = 3;
+    o.confirm_top = 0;
+    o.min_samples = 4;
+    TuneResult first =
+        tune(Workload::from_shape("dense", "m=8,n=32,k=16"), host_target(), *db, *runner, o);
+    EXPECT_EQ(first.transfer_samples, 0);
+    EXPECT_EQ(first.model_samples, 6) << "trained after the second batch";
+
+    TuneResult second =
+        tune(Workload::from_shape("dense", "m=16,n=48,k=16"), host_target(), *db, *runner, o);
+    EXPECT_EQ(second.transfer_samples, 6);
+    EXPECT_EQ(second.model_samples, 12);
+    ASSERT_FALSE(second.model_path.empty());
+    EXPECT_EQ(second.model_path, default_model_path(path, "dense", host_target()));
+    CostModel saved = CostModel::load(second.model_path);
+    EXPECT_EQ(saved.trained_samples(), 12);
+    auto records = db->records({});
+    for (const std::string& f : db->features(records, kFeatureVersion))
+        EXPECT_FALSE(f.empty()) << "every record's features are cached";
+}
+
 TEST(Tuner, RerunMeasuresNothingTwiceAndKeepsTheBest) {
     auto path = temp_db("resume.db");
     auto runner = make_process_runner(runner_options());

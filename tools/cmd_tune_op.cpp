@@ -19,6 +19,7 @@
 
 #include "core/error.h"
 #include "core/op.h"
+#include "cost_model/features.h"
 #include "db/database.h"
 #include "schedules/kernel.h"
 #include "tools/commands.h"
@@ -39,6 +40,7 @@ struct TuneOpOptions {
     int parallel_builds = 2;
     double min_time = 0.1;
     double run_timeout = 30;
+    bool no_cost_model = false;
     TuneOptions tune;
 };
 
@@ -128,6 +130,7 @@ void run_tune_op(TuneOpOptions& o) {
                                   host_target().halide + "); tune-op measures on the host");
     find_space(w.op);  // an op without a space cannot be tuned: say so before anything else
     o.tune.time_budget_s = parse_duration(o.time);
+    o.tune.cost_model = !o.no_cost_model;
 
     std::string db_path = o.db.empty() ? default_database_path() : o.db;
     auto db = Database::open(db_path);
@@ -161,6 +164,15 @@ void run_tune_op(TuneOpOptions& o) {
 
     std::printf("stopped   %s: %d measured (%d failed), %d already in the database\n",
                 r.stop_reason.c_str(), r.measured, r.failures, r.known);
+    if (r.model_samples > 0)
+        std::printf("model     %s on %d records (%d of other workloads), saved to %s\n",
+                    o.tune.model.objective.c_str(), r.model_samples, r.transfer_samples,
+                    r.model_path.empty() ? "nowhere" : r.model_path.c_str());
+    else if (o.tune.cost_model && !can_featurize(w.op))
+        std::printf("model     none: the kernels of %s are not Halide pipelines\n", w.op.c_str());
+    else if (o.tune.cost_model)
+        std::printf("model     none: fewer than %d usable records of %s on this target\n",
+                    o.tune.min_samples, w.op.c_str());
     if (r.confirmed > 0)
         std::printf("compared  %d of the fastest configs again, side by side in %d rounds\n",
                     r.confirmed, o.tune.confirm_rounds);
@@ -210,6 +222,18 @@ void add_tune_op(CLI::App& app) {
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     cmd->add_option("--min-time", o->min_time, "Seconds of timed runs per candidate")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_flag("--no-cost-model", o->no_cost_model,
+                  "Search without the cost model (it is trained on the database's records of "
+                  "this op and target, and picks which candidates to measure)");
+    cmd->add_option("--random-share", o->tune.search.random_share,
+                    "Share of each batch drawn at random instead of by the model or the "
+                    "population")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--candidates", o->tune.search.candidates_per_slot,
+                    "Candidates the cost model scores per candidate measured")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     cmd->add_option("--confirm", o->tune.confirm_top,

@@ -8,11 +8,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <unordered_set>
 
 #include "core/error.h"
 #include "schedules/kernel.h"
+#include "tuner/guide.h"
 
 namespace kiln {
 
@@ -84,7 +86,14 @@ TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner
     }
     result.known = static_cast<int>(known_configs.size());
 
-    auto strategy = make_search(options.strategy, space, w, options.search);
+    // The cost model, trained on what the database already knows of this op on this target.
+    std::unique_ptr<Guide> guide;
+    if (options.cost_model && can_featurize(w.op)) {
+        guide = std::make_unique<Guide>(w, t, db, options.model, options.other_machine_weight);
+        guide->learn_from_database(options.min_samples);
+    }
+    auto strategy =
+        make_search(options.strategy, space, w, options.search, guide ? guide->scorer() : Scorer());
     if (!known_configs.empty()) strategy->observe(known_configs, known_ms);
 
     TuneProgress progress;
@@ -170,6 +179,7 @@ TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner
             }
         }
         strategy->observe(configs, ms);
+        if (guide) guide->learn(records, options.min_samples);
         report(improved);
         if (records.size() < batch.size()) {
             result.stop_reason = "interrupted";
@@ -178,7 +188,24 @@ TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner
     }
     if (result.stop_reason != "interrupted" && options.confirm_top > 1)
         confirm_best(w, t, db, runner, options, result, stop);
+    if (guide && guide->trained()) {
+        result.model_samples = guide->samples();
+        result.transfer_samples = guide->transfer_samples();
+        if (options.model_path != "-") {
+            result.model_path = options.model_path.empty() ? default_model_path(db.path(), w.op, t)
+                                                           : options.model_path;
+            guide->save(result.model_path);
+        }
+    }
     return result;
+}
+
+std::string default_model_path(const std::string& db_path, const std::string& op, const Target& t) {
+    Config halide;  // the target's Halide string, hashed as configs are
+    halide.set("target", t.halide);
+    char hash[17];
+    std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(halide.hash()));
+    return db_path + ".models/" + op + "-" + std::string(hash).substr(0, 8) + ".json";
 }
 
 void confirm_best(const Workload& w, const Target& t, Database& db, Runner& runner,

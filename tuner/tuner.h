@@ -13,6 +13,7 @@
 #include <string>
 
 #include "core/workload.h"
+#include "cost_model/model.h"
 #include "db/database.h"
 #include "tuner/runner.h"
 #include "tuner/search.h"
@@ -30,6 +31,18 @@ struct TuneOptions {
     // not from measurements taken at different moments of a busy machine. 0 or 1 = off.
     int confirm_top = 4;
     int confirm_rounds = 5;
+    // The cost model (docs/COST_MODEL.md): trained before the first round on the records of
+    // this op on this target in the database (every workload; records of another machine with
+    // the same ISA weigh other_machine_weight), refit after every batch; the search then keeps
+    // the best-predicted of many candidates (SearchOptions::candidates_per_slot) and a random
+    // share. Used when the op's kernels can be featurized and at least min_samples records exist.
+    bool cost_model = true;
+    ModelOptions model;
+    double other_machine_weight = 0.3;
+    int min_samples = 8;
+    // Where the model is saved when tuning ends: "" = beside the database file
+    // (<db>.models/<op>-<target hash>.json), "-" = not saved.
+    std::string model_path;
     std::string strategy = "evolutionary";
     SearchOptions search;
 };
@@ -51,7 +64,12 @@ struct TuneResult {
     int failures = 0;
     int known = 0;
     std::optional<Record> best;
-    int confirmed = 0;        // records timed again in the final comparison
+    int confirmed = 0;  // records timed again in the final comparison
+    // The cost model: samples it was last trained on, how many came from other workloads
+    // (transfer), and where it was saved ("" when no model was used or saved).
+    int model_samples = 0;
+    int transfer_samples = 0;
+    std::string model_path;
     std::string stop_reason;  // "trials", "time", "early stop", "interrupted", "space exhausted"
 };
 
@@ -61,5 +79,8 @@ TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner
                 const TuneOptions& options,
                 const std::function<void(const TuneProgress&)>& on_progress = nullptr,
                 const std::atomic<bool>* stop = nullptr);
+
+// Where tune() saves the cost model of `op` on `t` for the database at `db_path`.
+std::string default_model_path(const std::string& db_path, const std::string& op, const Target& t);
 
 }  // namespace kiln

@@ -57,9 +57,13 @@ const Features* Guide::features(const Workload& w, const Config& c) {
     }
 }
 
-void Guide::add(const std::vector<Record>& records) {
-    std::vector<std::string> cached = db_.features(records, kFeatureVersion);
+std::vector<TrainingSample> training_samples(Database& db, const std::vector<Record>& records,
+                                             const std::string& here_fingerprint,
+                                             double other_machine_weight,
+                                             std::vector<size_t>* kept) {
+    std::vector<std::string> cached = db.features(records, kFeatureVersion);
     std::vector<std::pair<Record, std::string>> computed;
+    std::vector<TrainingSample> out;
     for (size_t i = 0; i < records.size(); ++i) {
         const Record& r = records[i];
         Features f;
@@ -78,12 +82,23 @@ void Guide::add(const std::vector<Record>& records) {
         s.ms = r.ok() ? r.median_ms : 0;
         // Times are only compared within one workload on one machine.
         s.group = r.workload.key() + "@" + r.fingerprint.id();
-        const bool here = r.fingerprint.id() == target_.fingerprint.id();
-        s.weight = here ? 1.0f : static_cast<float>(other_weight_);
-        if (r.workload.key() != workload_.key()) ++transfer_;
-        samples_.push_back(std::move(s));
+        s.weight = r.fingerprint.id() == here_fingerprint ? 1.0f
+                                                          : static_cast<float>(other_machine_weight);
+        out.push_back(std::move(s));
+        if (kept) kept->push_back(i);
     }
-    db_.store_features(computed, kFeatureVersion);
+    db.store_features(computed, kFeatureVersion);
+    return out;
+}
+
+void Guide::add(const std::vector<Record>& records) {
+    std::vector<size_t> kept;
+    std::vector<TrainingSample> s =
+        training_samples(db_, records, target_.fingerprint.id(), other_weight_, &kept);
+    for (size_t k = 0; k < s.size(); ++k) {
+        if (records[kept[k]].workload.key() != workload_.key()) ++transfer_;
+        samples_.push_back(std::move(s[k]));
+    }
 }
 
 void Guide::learn_from_database(int min_samples) {

@@ -21,6 +21,16 @@
 
 namespace kiln {
 
+// Training samples of database records: features from the database's cache, or computed for
+// each record's own target and machine and stored there; records that cannot be featurized (an
+// older space version) are skipped, and `kept` (when given) receives the index of each record
+// that made a sample. Groups are workload and machine; records of `here_fingerprint` weigh 1,
+// others other_machine_weight.
+std::vector<TrainingSample> training_samples(Database& db, const std::vector<Record>& records,
+                                             const std::string& here_fingerprint,
+                                             double other_machine_weight,
+                                             std::vector<size_t>* kept = nullptr);
+
 class Guide {
   public:
     Guide(const Workload& w, const Target& t, Database& db, ModelOptions options,

@@ -1,0 +1,233 @@
+// kiln/schedules/conv2d_direct_x.cpp — knobs and schedule of conv2d's direct_x algorithm: direct
+// convolution vectorized over output columns, for layers with few input channels (network
+// stems). Its Funcs: generators/conv2d_direct_x.cpp.
+//
+// The loop nest, outermost first:
+//   parallel over bands of dx_rows output rows (and the batch)
+//     [dx_phase_at = band: pad and split the band's input rows by stride phase]
+//     output row, then channel tiles and column tiles in dx_loop_order
+//       register tile: dx_tile_k channels x dx_tile_x vectors of dx_vector columns, summed over
+//       (ci, ry, sx) with sx innermost (unrolled when dx_unroll = taps): per step, dx_tile_x
+//       input vector loads and dx_tile_k weight broadcasts
+//       epilogue, then full-vector NCHW stores along the row
+// Start with add_direct_x_knobs_impl() for the knobs and the default.
+#include <algorithm>
+#include <string>
+
+#include "core/error.h"
+#include "generators/conv2d_direct_x.h"
+#include "schedules/conv2d_algorithms.h"
+
+namespace kiln {
+
+using namespace Halide;
+
+namespace {
+
+bool is_direct_x(const Config& c) {
+    return c.s("algorithm") == "direct_x";
+}
+
+int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
+
+// Vector registers a register tile of tile_k x tile_x needs: its accumulators, the tile_x input
+// vectors of one tap (each feeds tile_k FMAs) and one broadcast weight. With 28 accumulators and
+// 7 input vectors on AVX-512 the tile spilled every tap (r50_stem 2.2 ms against 1.5 ms for
+// 3 x 7 vectors, interleaved).
+int64_t registers_needed(int64_t tile_k, int64_t tile_x) {
+    return tile_k * tile_x + tile_x + 1;
+}
+
+// Accumulators that keep both FMA pipes busy through the FMA latency, with slack.
+constexpr int64_t kEnoughAccumulators = 16;
+
+// Few input channels: the channel-blocked kernels waste most of a vector or of the reduction.
+constexpr int64_t kMaxChannels = 8;
+
+bool direct_x_applies_impl(const Workload& w) {
+    ConvShape s = ConvShape::of(w);
+    return s.groups == 1 && s.c <= kMaxChannels;
+}
+
+std::vector<int64_t> vector_domain(const Target& t) {
+    std::vector<int64_t> v;
+    for (int64_t l = 4; l <= t.f32_lanes(); l *= 2)
+        v.push_back(l);
+    return v;
+}
+
+void add_direct_x_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t,
+                             bool make_default) {
+    ConvShape s = ConvShape::of(w);
+    const int64_t registers = t.vector_registers();
+    auto vec = vector_domain(t);
+    std::vector<int64_t> tk, tx;
+    for (int64_t v = 1; v <= std::min<int64_t>(s.k, registers - 3); ++v)
+        tk.push_back(v);
+    for (int64_t v = 1; v <= std::min<int64_t>(8, ceil_div(s.ow, 4)); ++v)
+        tx.push_back(v);
+    std::vector<int64_t> rows = {1, 2, 4, 8, 16};
+    rows.erase(std::remove_if(rows.begin(), rows.end(), [&](int64_t r) { return r > s.oh; }),
+               rows.end());
+
+    sp.knobs.push_back({"dx_vector", "output columns per vector", int_domain(vec), is_direct_x});
+    sp.knobs.push_back(
+        {"dx_tile_x", "column vectors per register tile", int_domain(tx), is_direct_x});
+    sp.knobs.push_back({"dx_tile_k", "output channels per register tile (packed weight block)",
+                        int_domain(tk), is_direct_x});
+    sp.knobs.push_back({"dx_loop_order",
+                        "tile loops inside a row, innermost first: k_x keeps the input "
+                        "vectors hot, x_k the weights",
+                        name_domain({"k_x", "x_k"}), is_direct_x});
+    sp.knobs.push_back(
+        {"dx_rows", "output rows per parallel task (a band)", int_domain(rows), is_direct_x});
+    sp.knobs.push_back({"dx_phase_at",
+                        "root: pad and split the input by stride phase once; band: per band "
+                        "of rows, in cache",
+                        name_domain({"root", "band"}), is_direct_x});
+    sp.knobs.push_back({"dx_unroll",
+                        "taps: unroll the kernel row (constant offsets); none: loop over it",
+                        name_domain({"taps", "none"}), is_direct_x});
+    const int64_t ow = s.ow;
+    sp.constraints.push_back([=](const Config& c) -> std::optional<std::string> {
+        if (!is_direct_x(c)) return std::nullopt;
+        int64_t need = registers_needed(c.i("dx_tile_k"), c.i("dx_tile_x"));
+        if (need > registers)
+            return "register tile needs " + std::to_string(need) +
+                   " vector registers (accumulators, input vectors, a broadcast); the target has " +
+                   std::to_string(registers);
+        if ((c.i("dx_tile_x") - 1) * c.i("dx_vector") >= ow)
+            return "column tile wider than the " + std::to_string(ow) +
+                   " output columns by a whole vector";
+        return std::nullopt;
+    });
+    if (!make_default) return;
+
+    // Default: full vectors, then the register tile that scores best on what it wastes on
+    // columns and channels past the layer's edge, whether its accumulators hide the FMA latency,
+    // and its share of FMAs among the instructions of a tap (tile_x loads and tile_k
+    // broadcasts besides). On both stems 3 channels x 7 vectors beat 16 x 1, 4 x 4, 6 x 4, 8 x 2
+    // and 2 x 7 (r50_stem 1.57 ms against 1.62-1.82, mv2_stem 0.198 against 0.195-0.231,
+    // interleaved on a loaded machine).
+    const int64_t v = vec.back();
+    int64_t best_k = 1, best_x = 1;
+    double best_score = -1;
+    for (int64_t x : tx) {
+        for (int64_t k : tk) {
+            if (registers_needed(k, x) > registers || (x - 1) * v >= ow) continue;
+            double useful = double(ow) / double(ceil_div(ow, x * v) * x * v) * double(s.k) /
+                            double(ceil_div(s.k, k) * k);
+            double fma_share = double(x * k) / double(x * k + x + k);
+            double score =
+                useful * double(std::min(x * k, kEnoughAccumulators)) * fma_share + 1e-6 * x;
+            if (score > best_score) {
+                best_score = score;
+                best_k = k;
+                best_x = x;
+            }
+        }
+    }
+    Config& d = sp.default_config;
+    d.set("dx_vector", v);
+    d.set("dx_tile_x", best_x);
+    d.set("dx_tile_k", best_k);
+    d.set("dx_loop_order", std::string("k_x"));
+    d.set("dx_rows", rows.back() >= 4 ? int64_t{4} : rows.back());
+    d.set("dx_phase_at", std::string("band"));
+    d.set("dx_unroll", std::string(s.s <= 11 ? "taps" : "none"));
+}
+
+HalidePipelines direct_x_conv2d_impl(const Workload& w, const Config& c, const Target&) {
+    ConvShape s = ConvShape::of(w);
+    const int vec = int(c.i("dx_vector")), tx = int(c.i("dx_tile_x"));
+    const int tk = int(c.i("dx_tile_k")), rows = int(c.i("dx_rows"));
+    Conv2dFuncs f = define_direct_x_conv2d(w, tk);
+
+    // Output (x, y, k, n): bands of rows (parallel), rows, then tiles of tk channels by
+    // tx * vec columns. Tiles that overhang the image shift inwards (recomputing a few columns)
+    // where it is wide enough, so every tile is full; otherwise they are guarded.
+    Var x = f.output.args()[0], y = f.output.args()[1], k = f.output.args()[2],
+        n = f.output.args()[3];
+    Var xo("xo"), xi("xi"), xu("xu"), xv("xv"), yo("yo"), yi("yi"), ko("ko"), ki("ki"),
+        band("band");
+    const int width = tx * vec;
+    TailStrategy x_tail = s.ow >= width ? TailStrategy::ShiftInwards : TailStrategy::GuardWithIf;
+    TailStrategy y_tail = s.oh >= rows ? TailStrategy::ShiftInwards : TailStrategy::GuardWithIf;
+    f.output.split(k, ko, ki, tk, TailStrategy::GuardWithIf)
+        .split(x, xo, xi, width, x_tail)
+        .split(y, yo, yi, rows, y_tail);
+    Var inner = c.s("dx_loop_order") == "k_x" ? ko : xo;
+    Var outer = c.s("dx_loop_order") == "k_x" ? xo : ko;
+    f.output.reorder(xi, ki, inner, outer, yi, yo, n)
+        .fuse(yo, n, band)
+        .parallel(band)
+        .split(xi, xu, xv, vec)
+        .vectorize(xv)
+        .unroll(xu)
+        .unroll(ki);
+
+    // The accumulator tile lives in registers. A channel tile is one packed block; bounds
+    // inference cannot prove that k / tk is constant over it, so it is said explicitly.
+    Var cx = f.conv.args()[0], ck = f.conv.args()[2], ckb = f.conv.args()[3];
+    Var cxu("cxu"), cxv("cxv");
+    f.conv.compute_at(f.output, inner).bound_extent(ckb, 1).bound_extent(ck, tk);
+    f.conv.split(cx, cxu, cxv, vec).vectorize(cxv).unroll(cxu).unroll(ck);
+    Stage upd = f.conv.update();
+    upd.split(cx, cxu, cxv, vec).vectorize(cxv).unroll(cxu).unroll(ck);
+    upd.reorder(cxv, cxu, ck, f.rd.x, f.rd.y, f.rd.z);
+    if (c.s("dx_unroll") == "taps") upd.unroll(f.rd.x);
+
+    Var pxp = f.padded.args()[0], py = f.padded.args()[2], pc = f.padded.args()[3];
+    if (c.s("dx_phase_at") == "band") {
+        f.padded.compute_at(f.output, band).vectorize(pxp, vec);
+    } else {
+        Var pyc("pyc");
+        f.padded.compute_root().fuse(py, pc, pyc).parallel(pyc).vectorize(pxp, vec);
+    }
+
+    // Packing runs once at prepare(): any reasonable schedule will do.
+    f.pack.compute_root().parallel(f.pack.args().back());
+
+    HalidePipelines p;
+    p.main = Pipeline(f.output);
+    p.main_args = {{f.input, 0}, {f.packed, -1}};
+    int next = 2;
+    if (w.epilogue.bias) p.main_args.push_back({f.bias, next++});
+    if (w.epilogue.residual) p.main_args.push_back({f.residual, next++});
+    p.pack = Pipeline(f.pack);
+    p.pack_args = {{f.weight, 1}};
+    p.packed_extents = {tk, int(s.s), int(s.r), int(s.c), int(ceil_div(s.k, tk))};
+    return p;
+}
+
+// Only where a row fills whole vectors and the channels are too few for channel blocking: the
+// two stems, where it beats direct (see docs/KERNELS.md for the figures).
+int direct_x_priority(const Workload& w, const Target& t) {
+    ConvShape s = ConvShape::of(w);
+    return s.c <= 4 && s.ow >= t.f32_lanes() ? 20 : 1;
+}
+
+}  // namespace
+
+bool direct_x_applies(const Workload& w) {
+    return direct_x_applies_impl(w);
+}
+void add_direct_x_knobs(ScheduleSpace& sp, const Workload& w, const Target& t, bool d) {
+    add_direct_x_knobs_impl(sp, w, t, d);
+}
+HalidePipelines direct_x_conv2d(const Workload& w, const Config& c, const Target& t) {
+    return direct_x_conv2d_impl(w, c, t);
+}
+
+static Conv2dAlgorithmRegistration direct_x_registration({
+    "direct_x",
+    "direct_x",
+    direct_x_applies,
+    add_direct_x_knobs,
+    direct_x_conv2d,
+    direct_x_priority,
+});
+
+}  // namespace kiln

@@ -128,7 +128,7 @@ TEST(Conv2dDirectX, ConstraintsExplainRejections) {
     Workload w = Workload::from_shape("conv2d", "c=3,h=224,w=224,k=64,r=7,s=7,stride=2,pad=3");
     ScheduleSpace space = direct_x_space(w, t);
     Config c = space.default_config;
-    c.set("dx_tile_k", int64_t{t.vector_registers() - 3});
+    c.set("dx_tile_k", int64_t{t.vector_registers() - 4});
     c.set("dx_tile_x", int64_t{2});
     auto why = space.check(c);
     ASSERT_TRUE(why);

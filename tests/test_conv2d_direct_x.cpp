@@ -84,6 +84,27 @@ TEST(Conv2dDirectX, RandomConfigsMatchReference) {
     }
 }
 
+// Tiles over the image seen as one long row of vectors, spanning rows (rows of whole vectors
+// only): drawn on shapes whose output width is a multiple of 4.
+TEST(Conv2dDirectX, ImageTilesMatchReference) {
+    Target t = host_target();
+    std::mt19937_64 rng(424242);
+    int done = 0;
+    for (int trial = 0; done < 12 && trial < 200; ++trial) {
+        Workload w = random_workload(rng);
+        ScheduleSpace space = direct_x_space(w, t);
+        for (int i = 0; i < 200; ++i) {
+            Config c = space.sample(rng);
+            if (c.s("dx_tiles") != "image") continue;
+            ASSERT_FALSE(space.check(c)) << *space.check(c);
+            expect_matches_reference(w, c, t, 5000 + trial);
+            ++done;
+            break;
+        }
+    }
+    EXPECT_EQ(done, 12) << "too few shapes admit image tiles";
+}
+
 // Blocking follows the target: 8 lanes and 16 registers under AVX2 instead of 16 and 32.
 TEST(Conv2dDirectX, NarrowerTargetMatchesReference) {
     Target t = parse_target("x86-64-linux-avx2");

@@ -120,12 +120,14 @@ TEST(Conv2dDirectX, NarrowerTargetMatchesReference) {
     }
 }
 
-// The stems of ResNet-50 and MobileNetV2 default to direct_x; a layer with many input channels
+// The stems of ResNet-50 and MobileNetV2 default to direct_x, and so does a VGG-style first
+// layer (3x3 stride 1, where Winograd also applies); a layer with many input channels
 // never offers it. Small stems with the same structure compute correctly by default.
 TEST(Conv2dDirectX, DefaultOnStems) {
     Target t = host_target();
-    for (const char* shape : {"c=3,h=224,w=224,k=64,r=7,s=7,stride=2,pad=3",
-                              "c=3,h=224,w=224,k=32,r=3,s=3,stride=2,pad=1"}) {
+    for (const char* shape :
+         {"c=3,h=224,w=224,k=64,r=7,s=7,stride=2,pad=3",
+          "c=3,h=224,w=224,k=32,r=3,s=3,stride=2,pad=1", "c=3,h=224,w=224,k=64,r=3,s=3,pad=1"}) {
         ScheduleSpace sp = find_space("conv2d").space(Workload::from_shape("conv2d", shape), t);
         EXPECT_EQ(sp.default_config.s("algorithm"), "direct_x") << shape;
     }
@@ -158,10 +160,21 @@ TEST(Conv2dDirectX, ConstraintsExplainRejections) {
     Workload narrow = Workload::from_shape("conv2d", "c=3,h=20,w=20,k=8,r=3,s=3,pad=1");
     ScheduleSpace sp = direct_x_space(narrow, t);
     c = sp.default_config;
+    c.set("dx_tiles", std::string("row"));
     c.set("dx_vector", int64_t{t.f32_lanes()});
     c.set("dx_tile_x", int64_t{20 / t.f32_lanes() + 2});
     c.set("dx_tile_k", int64_t{1});
     why = sp.check(c);
     ASSERT_TRUE(why);
     EXPECT_NE(why->find("column tile"), std::string::npos) << *why;
+
+    // 20 output columns are 5 vectors of 4 but not whole vectors of 8.
+    c.set("dx_tiles", std::string("image"));
+    c.set("dx_vector", int64_t{8});
+    c.set("dx_tile_x", int64_t{1});
+    why = sp.check(c);
+    ASSERT_TRUE(why);
+    EXPECT_NE(why->find("whole vectors"), std::string::npos) << *why;
+    c.set("dx_vector", int64_t{4});
+    EXPECT_FALSE(sp.check(c)) << *sp.check(c);
 }

@@ -3,14 +3,16 @@
 // stems). Its Funcs: generators/conv2d_direct_x.cpp.
 //
 // The loop nest, outermost first:
-//   parallel over bands of dx_rows output rows (and the batch)
-//     [dx_phase_at = band: pad and split the band's input rows by stride phase]
-//     output row, then channel tiles and column tiles in dx_loop_order
+//   parallel over tasks of about dx_rows output rows (and the batch)
+//     [dx_phase_at = band: pad and split the task's input rows by stride phase]
+//     dx_tiles = row: output rows, then channel and column tiles in dx_loop_order
+//     dx_tiles = image: channel tiles and tiles of vectors of the image seen as one long row
 //       register tile: dx_tile_k channels x dx_tile_x vectors of dx_vector columns, summed over
 //       (ci, ry, sx) with sx innermost (unrolled when dx_unroll = taps): per step, dx_tile_x
 //       input vector loads and dx_tile_k weight broadcasts
-//       epilogue, then full-vector NCHW stores along the row
-// Start with add_direct_x_knobs_impl() for the knobs and the default.
+//       epilogue, then full-vector NCHW stores
+// Start with add_direct_x_knobs_impl() for the knobs and the default, then
+// direct_x_conv2d_impl() for the schedule.
 #include <algorithm>
 #include <numeric>
 #include <string>

@@ -19,7 +19,7 @@ int64_t floor_div(int64_t a, int64_t b) {
 
 }  // namespace
 
-Conv2dFuncs define_direct_x_conv2d(const Workload& w, int tile_k, int image_vector) {
+Conv2dFuncs define_direct_x_conv2d(const Workload& w, int tile_k, int image_vector, int columns) {
     ConvShape s = ConvShape::of(w);
     if (s.groups != 1) throw Error("groups", "direct_x computes ungrouped convolutions only");
     if (image_vector > 0 && s.ow % image_vector != 0)
@@ -38,25 +38,36 @@ Conv2dFuncs define_direct_x_conv2d(const Workload& w, int tile_k, int image_vect
     f.pack(kk, sx, ry, ci, kb) =
         select(kw < int(s.k), f.weight(sx, ry, ci, min(kw, int(s.k) - 1)), 0.0f);
 
-    // The phase-split input: zeros, then for each phase the columns that lie inside the input,
-    // copied with (strided) dense loads. A boundary condition on the columns instead turned the
-    // vectors that straddle the padding into gathers: 11% of mv2_stem's time went to the copy.
-    // Rows outside the input read a clamped row and select zero (a scalar condition, partitioned
-    // out of the steady state).
+    // The phase-split input: for each phase, the columns that lie inside the input copied with
+    // (strided) dense loads, and zeros at both ends up to `columns`. A boundary condition on the
+    // columns instead turned the vectors that straddle the padding into gathers (11% of
+    // mv2_stem's time went to the copy); zero-filling everything first doubled its stores.
+    // Rows outside the input read a clamped row and select zero (a scalar condition).
     const int stride_w = int(s.stride_w), stride_h = int(s.stride_h);
     Var xp("xp"), phase("phase"), y("y"), n("n"), k("k");
     f.padded = Func("phased");
-    f.padded(xp, phase, y, ci, n) = 0.0f;
+    f.padded(xp, phase, y, ci, n) = undef<float>();
     Expr inside_rows = likely(y >= int(s.pad_t) && y < int(s.pad_t + s.h));
     Expr input_row = clamp(y - int(s.pad_t), 0, int(s.h) - 1);
     for (int p = 0; p < stride_w; ++p) {
-        // Columns xp with 0 <= xp * stride + p - pad_l < w.
-        int64_t lo = std::max<int64_t>(0, -floor_div(p - s.pad_l, stride_w));
-        int64_t hi = floor_div(s.w - 1 + s.pad_l - p, stride_w);
-        if (hi < lo) continue;
-        RDom rx(int(lo), int(hi - lo + 1), "rx");
-        f.padded(rx, p, y, ci, n) =
-            select(inside_rows, f.input(rx * stride_w + p - int(s.pad_l), input_row, ci, n), 0.0f);
+        // Columns xp with 0 <= xp * stride + p - pad_l < w, within [0, columns).
+        int64_t lo =
+            std::min<int64_t>(columns, std::max<int64_t>(0, -floor_div(p - s.pad_l, stride_w)));
+        int64_t hi = std::min<int64_t>(columns - 1, floor_div(s.w - 1 + s.pad_l - p, stride_w));
+        if (lo > 0) {
+            RDom left(0, int(lo), "left");
+            f.padded(left, p, y, ci, n) = 0.0f;
+        }
+        if (hi >= lo) {
+            RDom rx(int(lo), int(hi - lo + 1), "rx");
+            f.padded(rx, p, y, ci, n) = select(
+                inside_rows, f.input(rx * stride_w + p - int(s.pad_l), input_row, ci, n), 0.0f);
+        }
+        int64_t right = std::max(lo, hi + 1);
+        if (right < columns) {
+            RDom tail(int(right), int(columns - right), "right");
+            f.padded(tail, p, y, ci, n) = 0.0f;
+        }
     }
 
     // The output's first two dimensions (a, b) and the column and row they stand for.

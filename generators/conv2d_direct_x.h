@@ -19,8 +19,9 @@
 namespace kiln {
 
 // tile_k: output channels per packed block. image_vector: 0 for (x, y), else the lanes of the
-// (lane, v) view (must divide ow). Groups must be 1. The Funcs reuse Conv2dFuncs: `padded` is
-// the phase-split input, `rd` is (sx, ry, ci).
-Conv2dFuncs define_direct_x_conv2d(const Workload& w, int tile_k, int image_vector);
+// (lane, v) view (must divide ow). columns: how many columns of each phase the schedule's
+// accumulator tiles read (from 0); the phase-split input defines exactly those. Groups must be 1.
+// The Funcs reuse Conv2dFuncs: `padded` is the phase-split input, `rd` is (sx, ry, ci).
+Conv2dFuncs define_direct_x_conv2d(const Workload& w, int tile_k, int image_vector, int columns);
 
 }  // namespace kiln

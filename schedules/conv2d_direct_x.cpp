@@ -170,7 +170,11 @@ HalidePipelines direct_x_conv2d_impl(const Workload& w, const Config& c, const T
     const int vec = int(c.i("dx_vector")), tx = int(c.i("dx_tile_x"));
     const int tk = int(c.i("dx_tile_k")), rows = int(c.i("dx_rows"));
     const bool image = c.s("dx_tiles") == "image";
-    Conv2dFuncs f = define_direct_x_conv2d(w, tk, image ? vec : 0);
+    // Columns of each phase that accumulator tiles read: whole tiles (a single one narrower
+    // than the image is computed whole), plus the kernel's reach.
+    const int64_t reach = (s.s - 1) * s.dil_w / s.stride_w;
+    const int64_t columns = (image ? s.ow : std::max<int64_t>(s.ow, tx * vec)) + reach;
+    Conv2dFuncs f = define_direct_x_conv2d(w, tk, image ? vec : 0, int(columns));
 
     // Output (a, b, k, n), (x, y, k, n) or (lane, v, k, n): parallel bands of about dx_rows
     // rows, then tiles of tk channels by tx vectors. Tiles that overhang the image shift inwards
@@ -220,6 +224,7 @@ HalidePipelines direct_x_conv2d_impl(const Workload& w, const Config& c, const T
             st.vectorize(ca).unroll(cb).unroll(ck);
         upd.reorder(ca, cb, ck, f.rd.x, f.rd.y, f.rd.z);
     } else {
+        f.conv.bound_extent(ca, tx * vec);
         for (Stage st : {Stage(f.conv), upd})
             st.split(ca, cau, cav, vec).vectorize(cav).unroll(cau).unroll(ck);
         upd.reorder(cav, cau, ck, f.rd.x, f.rd.y, f.rd.z);

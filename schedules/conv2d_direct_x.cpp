@@ -4,7 +4,8 @@
 //
 // The loop nest, outermost first:
 //   parallel over tasks of about dx_rows output rows (and the batch)
-//     [dx_phase_at = band: pad and split the task's input rows by stride phase]
+//     [dx_phase_at = band: pad and split the task's input rows by stride phase; slide: the
+//      rows each output row or tile adds, interleaved with the tiles]
 //     dx_tiles = row: output rows, then channel and column tiles in dx_loop_order
 //     dx_tiles = image: channel tiles and tiles of vectors of the image seen as one long row
 //       register tile: dx_tile_k channels x dx_tile_x vectors of dx_vector columns, summed over
@@ -92,9 +93,10 @@ void add_direct_x_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target&
     sp.knobs.push_back(
         {"dx_rows", "output rows per parallel task (a band)", int_domain(rows), is_direct_x});
     sp.knobs.push_back({"dx_phase_at",
-                        "root: pad and split the input by stride phase once; band: per band "
-                        "of rows, in cache",
-                        name_domain({"root", "band"}), is_direct_x});
+                        "root: pad and split the input by stride phase once; band: per task "
+                        "(band of rows), in cache; slide: per row or tile of a task, new rows "
+                        "only",
+                        name_domain({"root", "band", "slide"}), is_direct_x});
     sp.knobs.push_back({"dx_unroll",
                         "taps: unroll the kernel row (constant offsets); none: loop over it",
                         name_domain({"taps", "none"}), is_direct_x});
@@ -238,6 +240,8 @@ HalidePipelines direct_x_conv2d_impl(const Workload& w, const Config& c, const T
     Var pyc("pyc");
     if (root) {
         f.padded.compute_root().fuse(py, pc, pyc).parallel(pyc);
+    } else if (c.s("dx_phase_at") == "slide" && (!image || c.s("dx_loop_order") == "k_x")) {
+        f.padded.store_at(f.output, task).compute_at(f.output, image ? tiles : bi);
     } else {
         f.padded.compute_at(f.output, task);
     }

@@ -49,10 +49,12 @@ class Conv2dSpace final : public HalideSpaceDef {
         std::vector<std::string> names;
         for (auto* a : usable)
             names.push_back(a->name);
-        sp.knobs.push_back({"algorithm",
-                            "direct (channel-blocked), im2col (GEMM over pixels), winograd2 / "
-                            "winograd4 (F(2x2,3x3) / F(4x4,3x3), 3x3 stride 1 only)",
-                            name_domain(names), nullptr});
+        sp.knobs.push_back(
+            {"algorithm",
+             "direct (channel-blocked), im2col (GEMM over pixels), winograd2 / "
+             "winograd4 (F(2x2,3x3) / F(4x4,3x3), 3x3 stride 1 only), direct_x (vectorized "
+             "over output columns, few input channels)",
+             name_domain(names), nullptr});
         sp.default_config.set("algorithm", best->name);
         for (auto* a : usable)
             a->add_knobs(sp, w, t, a == best);

@@ -5,6 +5,7 @@
 // algorithm file contributes its knobs and turns a config into pipelines:
 //   conv2d_direct.cpp    channel-blocked direct convolution, and im2col + GEMM
 //   conv2d_winograd.cpp  Winograd F(2x2,3x3) and F(4x4,3x3), 3x3 stride-1 layers only
+//   conv2d_direct_x.cpp  direct convolution vectorized over output columns, few input channels
 #pragma once
 
 #include <functional>
@@ -21,7 +22,7 @@ namespace kiln {
 
 // One value of the `algorithm` knob. Each algorithm file registers its own.
 struct Conv2dAlgorithm {
-    std::string name;  // the knob value: "direct", "im2col", "winograd2", "winograd4"
+    std::string name;  // the knob value: "direct", "im2col", "winograd2", "winograd4", "direct_x"
     // Algorithms of one family share their knobs (winograd2 and winograd4): the space adds
     // the family's knobs once.
     std::string family;
@@ -43,6 +44,8 @@ const std::vector<Conv2dAlgorithm>& conv2d_algorithms();
 
 // True when the algorithm can compute `w` at all (Winograd: 3x3, stride 1, dilation 1, groups 1).
 bool winograd_applies(const Workload& w);
+// True when direct_x can compute `w`: groups 1 and at most 8 input channels.
+bool direct_x_applies(const Workload& w);
 
 // Each adds its knobs to `space` (active when the `algorithm` knob names it) and sets its
 // knobs' values in space.default_config when `make_default` is true.
@@ -50,10 +53,13 @@ void add_direct_knobs(ScheduleSpace& space, const Workload& w, const Target& t, 
 void add_im2col_knobs(ScheduleSpace& space, const Workload& w, const Target& t, bool make_default);
 void add_winograd_knobs(ScheduleSpace& space, const Workload& w, const Target& t,
                         bool make_default);
+void add_direct_x_knobs(ScheduleSpace& space, const Workload& w, const Target& t,
+                        bool make_default);
 
 HalidePipelines direct_conv2d(const Workload& w, const Config& c, const Target& t);
 HalidePipelines im2col_conv2d(const Workload& w, const Config& c, const Target& t);
 // `c.s("algorithm")` is "winograd2" (F(2x2,3x3)) or "winograd4" (F(4x4,3x3)).
 HalidePipelines winograd_conv2d(const Workload& w, const Config& c, const Target& t);
+HalidePipelines direct_x_conv2d(const Workload& w, const Config& c, const Target& t);
 
 }  // namespace kiln

@@ -19,6 +19,8 @@
 #include "core/op.h"
 #include "db/database.h"
 #include "schedules/kernel.h"
+#include "test_util.h"
+#include "tuner/model_eval.h"
 #include "tuner/tuner.h"
 
 using namespace kiln;
@@ -143,6 +145,51 @@ TEST(Tuner, CostModelTransfersFromOtherWorkloads) {
     auto records = db->records({});
     for (const std::string& f : db->features(records, kFeatureVersion))
         EXPECT_FALSE(f.empty()) << "every record's features are cached";
+}
+
+// Leave one workload out on a database with three tuned dense workloads: every workload with
+// enough records is held out once, the metrics are in range, and the command prints them.
+TEST(Tuner, CostModelEvaluationHoldsOutEachWorkload) {
+    auto path = temp_db("eval.db");
+    {
+        auto db = Database::open(path);
+        auto runner = make_process_runner(runner_options());
+        TuneOptions o;
+        o.trials = 6;
+        o.batch_size = 6;
+        o.confirm_top = 0;
+        o.model_path = "-";
+        for (const char* shape : {"m=8,n=32,k=16", "m=16,n=48,k=16", "m=4,n=64,k=32"})
+            tune(Workload::from_shape("dense", shape), host_target(), *db, *runner, o);
+    }
+    auto db = Database::open(path);
+    EvalOptions e;
+    e.op = "dense";
+    e.target_halide = host_target().halide;
+    e.fingerprint = host_target().fingerprint.id();
+    e.min_records = 4;
+    e.top_k = 2;
+    EvalReport r = evaluate_model(*db, e);
+    EXPECT_EQ(r.featurized, 18);
+    ASSERT_EQ(r.workloads.size(), 3u);
+    for (const WorkloadEval& w : r.workloads) {
+        SCOPED_TRACE(w.workload_key);
+        EXPECT_EQ(w.train_samples, 12);
+        EXPECT_GE(w.kendall_tau, -1);
+        EXPECT_LE(w.kendall_tau, 1);
+        EXPECT_GE(w.top_k_recall, 0);
+        EXPECT_LE(w.top_k_recall, 1);
+        EXPECT_GT(w.best_predicted_speed, 0);
+        EXPECT_LE(w.best_predicted_speed, 1);
+    }
+
+    auto out = kiln::testing::run_kiln({"cost-model", "eval", "--db", path, "--min-records", "4"});
+    EXPECT_EQ(out.code, 0) << out.err;
+    EXPECT_NE(out.out.find("dense: 18 records featurized, 3 workloads held out"), std::string::npos)
+        << out.out;
+    EXPECT_NE(out.out.find("median tau"), std::string::npos) << out.out;
+    kiln::testing::expect_bad_input({"cost-model", "eval", "--db", path + ".missing"},
+                                    "no tuning database at " + path + ".missing");
 }
 
 TEST(Tuner, RerunMeasuresNothingTwiceAndKeepsTheBest) {

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
     kiln::tools::add_tune_op(app);
     kiln::tools::add_measure_one(app);
     kiln::tools::add_db(app);
+    kiln::tools::add_cost_model(app);
     // After the subcommands, which would otherwise inherit it: each has its own examples.
     app.footer(
         "Examples:\n"

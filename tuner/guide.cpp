@@ -82,8 +82,9 @@ std::vector<TrainingSample> training_samples(Database& db, const std::vector<Rec
         s.ms = r.ok() ? r.median_ms : 0;
         // Times are only compared within one workload on one machine.
         s.group = r.workload.key() + "@" + r.fingerprint.id();
-        s.weight = r.fingerprint.id() == here_fingerprint ? 1.0f
-                                                          : static_cast<float>(other_machine_weight);
+        s.weight = r.fingerprint.id() == here_fingerprint
+                       ? 1.0f
+                       : static_cast<float>(other_machine_weight);
         out.push_back(std::move(s));
         if (kept) kept->push_back(i);
     }

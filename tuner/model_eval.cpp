@@ -66,7 +66,8 @@ EvalReport evaluate_model(Database& db, const EvalOptions& o) {
         e.train_samples = model.trained_samples();
         e.kendall_tau = kendall_tau(predicted, truth);
         e.top_k_recall = top_k_recall(predicted, truth, static_cast<size_t>(o.top_k));
-        const size_t pick = std::max_element(predicted.begin(), predicted.end()) - predicted.begin();
+        const size_t pick =
+            std::max_element(predicted.begin(), predicted.end()) - predicted.begin();
         e.best_predicted_speed = truth[pick] / *std::max_element(truth.begin(), truth.end());
         taus.push_back(e.kendall_tau);
         recalls.push_back(e.top_k_recall);

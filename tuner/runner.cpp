@@ -317,6 +317,7 @@ class ProcessRunner final : public Runner {
     void spawn(Child& c, const std::string& request, Record& r);
     void on_line(Child& c, const std::string& line, Record& r);
     void finish(Child& c, Record& r, RecordStatus status, const std::string& error);
+    void ended_without_answer(Child& c, Record& r);
     void reap(Child& c, bool kill_first);
 
     RunnerOptions o_;
@@ -410,6 +411,18 @@ void ProcessRunner::finish(Child& c, Record& r, RecordStatus status, const std::
     close_fd(c.in_fd);
     close_fd(c.out_fd);
     close_fd(c.err_fd);
+}
+
+// The child's stdout closed before it answered: a crash, an exit, or stdout closed. Before
+// "compiled" that is a compile error, after it a runtime error; the record says how it ended.
+void ProcessRunner::ended_without_answer(Child& c, Record& r) {
+    const bool compiled = c.state != Child::State::compiling;
+    reap(c, false);
+    if (c.err_fd >= 0) drain(c.err_fd, c.err_buf, kStderrTail);
+    std::string why = describe_exit(c.wait_status) + " before answering";
+    std::string tail = stderr_tail(c.err_buf);
+    if (!tail.empty()) why += ": " + tail;
+    finish(c, r, compiled ? RecordStatus::runtime_error : RecordStatus::compile_error, why);
 }
 
 void ProcessRunner::on_line(Child& c, const std::string& line, Record& r) {
@@ -575,17 +588,7 @@ std::vector<Record> ProcessRunner::measure(const Workload& w, const std::vector<
                 c.out_buf.erase(0, nl + 1);
                 on_line(c, line, r);
             }
-            if (!open && c.state != Child::State::ended) {
-                // Gone without an answer: a crash, an exit, or stdout closed.
-                bool compiled = c.state != Child::State::compiling;
-                reap(c, false);
-                if (c.err_fd >= 0) drain(c.err_fd, c.err_buf, kStderrTail);
-                std::string why = describe_exit(c.wait_status) + " before answering";
-                std::string tail = stderr_tail(c.err_buf);
-                if (!tail.empty()) why += ": " + tail;
-                finish(c, r, compiled ? RecordStatus::runtime_error : RecordStatus::compile_error,
-                       why);
-            }
+            if (!open && c.state != Child::State::ended) ended_without_answer(c, r);
         }
         auto now = Clock::now();
         for (auto& cp : alive) {
@@ -688,16 +691,7 @@ std::vector<Record> ProcessRunner::compare(const Workload& w, const std::vector<
                        j.value("error", ""));
             }
         }
-        if (!open && c.state != Child::State::ended) {
-            bool compiled = c.state != Child::State::compiling;
-            reap(c, false);
-            if (c.err_fd >= 0) drain(c.err_fd, c.err_buf, kStderrTail);
-            std::string why = describe_exit(c.wait_status) + " before answering";
-            std::string tail = stderr_tail(c.err_buf);
-            if (!tail.empty()) why += ": " + tail;
-            finish(c, child_record,
-                   compiled ? RecordStatus::runtime_error : RecordStatus::compile_error, why);
-        }
+        if (!open && c.state != Child::State::ended) ended_without_answer(c, child_record);
     }
     const json* results = answer.is_object() && answer.contains("results") &&
                                   answer["results"].is_array() &&

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "db/database.h"
 #include "test_util.h"
 
 namespace kiln {
@@ -80,6 +81,36 @@ TEST(Bench, TinyLayersTunedAndComparedWithThePeers) {
     EXPECT_NE(page.find("### Goals"), std::string::npos);
     std::filesystem::remove_all(dir);
 }
+
+#ifdef KILN_BENCH_SEARCH_BINARY
+// The search benchmark on two tiny layers: a random search per layer, then guided searches
+// from scratch and with transfer, and the table with its medians and goals.
+TEST(Bench, SearchBenchmarkRunsEveryStrategy) {
+    auto dir = temp_dir();
+    const auto layers = dir / "layers.json";
+    std::ofstream(layers) << R"({"layers": [
+  {"id": "a", "op": "conv2d", "n": 1, "c": 8, "h": 8, "w": 8, "k": 16, "r": 1, "s": 1,
+   "stride": 1, "pad": 0, "dilation": 1, "groups": 1, "dtype": "f32", "model": ""},
+  {"id": "b", "op": "conv2d", "n": 1, "c": 16, "h": 6, "w": 6, "k": 8, "r": 1, "s": 1,
+   "stride": 1, "pad": 0, "dilation": 1, "groups": 1, "dtype": "f32", "model": ""}]})";
+    std::string cmd = std::string(KILN_BENCH_SEARCH_BINARY) + " --layers " + layers.string() +
+                      " --random-trials 8 --guided-trials 8 --batch 4 --min-time 0.01 --no-doc" +
+                      " --dir " + (dir / "dbs").string() + " 2>&1";
+    testing::Result r;
+    FILE* p = popen(cmd.c_str(), "r");
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;)
+        r.out.append(buf, n);
+    int status = pclose(p);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << r.out;
+    for (const char* want : {"| a | ", "| b | ", "Medians over 2 layers", "transfer <= 48"})
+        EXPECT_NE(r.out.find(want), std::string::npos) << want << " missing from:\n" << r.out;
+    // The random search's records are kept: a second run measures nothing new for them.
+    auto db = Database::open((dir / "dbs" / "random.db").string());
+    EXPECT_EQ(db->records({}).size(), 16u);
+    std::filesystem::remove_all(dir);
+}
+#endif
 
 TEST(Bench, BadLayersFileIsNamed) {
     auto dir = temp_dir();

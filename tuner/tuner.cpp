@@ -145,7 +145,8 @@ TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner
         if (options.trials > 0) n = std::min(n, options.trials - result.measured);
 
         std::vector<Config> batch;
-        if (!measured.count(space.default_config.hash())) batch.push_back(space.default_config);
+        if (options.default_first && !measured.count(space.default_config.hash()))
+            batch.push_back(space.default_config);
         std::unordered_set<uint64_t> exclude = measured;
         if (!batch.empty()) exclude.insert(batch[0].hash());
         if (static_cast<int>(batch.size()) < n) {

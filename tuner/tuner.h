@@ -43,6 +43,9 @@ struct TuneOptions {
     // Where the model is saved when tuning ends: "" = beside the database file
     // (<db>.models/<op>-<target hash>.json), "-" = not saved.
     std::string model_path;
+    // Measure the space's default config in the first batch (so tuning never ends worse than
+    // untuned). Off only to compare search strategies on equal terms (kiln_bench_search).
+    bool default_first = true;
     std::string strategy = "evolutionary";
     SearchOptions search;
 };

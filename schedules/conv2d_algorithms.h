@@ -14,6 +14,7 @@
 
 #include "core/config.h"
 #include "core/workload.h"
+#include "generators/conv2d_direct.h"
 #include "schedules/halide_kernel.h"
 #include "schedules/space.h"
 #include "targets/target.h"
@@ -55,6 +56,11 @@ void add_winograd_knobs(ScheduleSpace& space, const Workload& w, const Target& t
                         bool make_default);
 void add_direct_x_knobs(ScheduleSpace& space, const Workload& w, const Target& t,
                         bool make_default);
+
+// The pipelines of conv2d Funcs with packed weights: the main pipeline reads the input, the
+// packed weights, then bias and residual as the epilogue has them (Workload::inputs() order);
+// the pack pipeline reads the weights.
+HalidePipelines conv_pipelines(const Workload& w, const Conv2dFuncs& f);
 
 HalidePipelines direct_conv2d(const Workload& w, const Config& c, const Target& t);
 HalidePipelines im2col_conv2d(const Workload& w, const Config& c, const Target& t);

@@ -63,20 +63,6 @@ bool flat_gemm(const ConvShape& s) {
            s.pad_l == 0 && s.pad_b == 0 && s.pad_r == 0;
 }
 
-// The main pipeline reads input, packed weights, then bias and residual as the epilogue has
-// them (Workload::inputs() order); the pack pipeline reads the weights.
-HalidePipelines conv_pipelines(const Workload& w, const Conv2dFuncs& f) {
-    HalidePipelines p;
-    p.main = Pipeline(f.output);
-    p.main_args = {{f.input, 0}, {f.packed, -1}};
-    int next = 2;
-    if (w.epilogue.bias) p.main_args.push_back({f.bias, next++});
-    if (w.epilogue.residual) p.main_args.push_back({f.residual, next++});
-    p.pack = Pipeline(f.pack);
-    p.pack_args = {{f.weight, 1}};
-    return p;
-}
-
 // ---- direct -----------------------------------------------------------------------------------
 
 void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t,
@@ -422,5 +408,17 @@ static Conv2dAlgorithmRegistration im2col_registration({
         return flat_gemm(s) && s.oh * s.ow >= 56 * 56 ? 12 : 5;
     },
 });
+
+HalidePipelines conv_pipelines(const Workload& w, const Conv2dFuncs& f) {
+    HalidePipelines p;
+    p.main = Pipeline(f.output);
+    p.main_args = {{f.input, 0}, {f.packed, -1}};
+    int next = 2;
+    if (w.epilogue.bias) p.main_args.push_back({f.bias, next++});
+    if (w.epilogue.residual) p.main_args.push_back({f.residual, next++});
+    p.pack = Pipeline(f.pack);
+    p.pack_args = {{f.weight, 1}};
+    return p;
+}
 
 }  // namespace kiln

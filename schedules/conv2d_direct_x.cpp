@@ -256,14 +256,7 @@ HalidePipelines direct_x_conv2d_impl(const Workload& w, const Config& c, const T
     // Packing runs once at prepare(): any reasonable schedule will do.
     f.pack.compute_root().parallel(f.pack.args().back());
 
-    HalidePipelines p;
-    p.main = Pipeline(f.output);
-    p.main_args = {{f.input, 0}, {f.packed, -1}};
-    int next = 2;
-    if (w.epilogue.bias) p.main_args.push_back({f.bias, next++});
-    if (w.epilogue.residual) p.main_args.push_back({f.residual, next++});
-    p.pack = Pipeline(f.pack);
-    p.pack_args = {{f.weight, 1}};
+    HalidePipelines p = conv_pipelines(w, f);
     p.packed_extents = {tk, int(s.s), int(s.r), int(s.c), int(ceil_div(s.k, tk))};
     if (image) {
         const std::vector<int> view = {vec, int(s.oh * (s.ow / vec)), int(s.k), int(s.n)};

@@ -25,8 +25,9 @@ std::filesystem::path temp_dir() {
     return dir;
 }
 
-testing::Result run_bench(const std::vector<std::string>& args) {
-    std::string cmd = KILN_BENCH_BINARY;
+testing::Result run_bench(const std::vector<std::string>& args,
+                          const std::string& binary = KILN_BENCH_BINARY) {
+    std::string cmd = binary;
     for (const auto& a : args)
         cmd += " '" + a + "'";
     cmd += " 2>&1";
@@ -93,16 +94,11 @@ TEST(Bench, SearchBenchmarkRunsEveryStrategy) {
    "stride": 1, "pad": 0, "dilation": 1, "groups": 1, "dtype": "f32", "model": ""},
   {"id": "b", "op": "conv2d", "n": 1, "c": 16, "h": 6, "w": 6, "k": 8, "r": 1, "s": 1,
    "stride": 1, "pad": 0, "dilation": 1, "groups": 1, "dtype": "f32", "model": ""}]})";
-    std::string cmd = std::string(KILN_BENCH_SEARCH_BINARY) + " --layers " + layers.string() +
-                      " --random-trials 8 --guided-trials 8 --batch 4 --min-time 0.01 --no-doc" +
-                      " --dir " + (dir / "dbs").string() + " 2>&1";
-    testing::Result r;
-    FILE* p = popen(cmd.c_str(), "r");
-    char buf[4096];
-    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;)
-        r.out.append(buf, n);
-    int status = pclose(p);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << r.out;
+    auto r = run_bench(
+        {"--layers", layers.string(), "--random-trials", "8", "--guided-trials", "8", "--batch",
+         "4", "--min-time", "0.01", "--no-doc", "--dir", (dir / "dbs").string()},
+        KILN_BENCH_SEARCH_BINARY);
+    ASSERT_EQ(r.code, 0) << r.out;
     for (const char* want : {"| a | ", "| b | ", "Medians over 2 layers", "transfer <= 48"})
         EXPECT_NE(r.out.find(want), std::string::npos) << want << " missing from:\n" << r.out;
     // The random search's records are kept: a second run measures nothing new for them.

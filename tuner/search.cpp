@@ -223,6 +223,19 @@ class EvolutionarySearch final : public StrategyBase {
             taken.insert(c->hash());
             pool.push_back(std::move(*c));
         }
+        // With a model, fresh samples compete with the children: early on the population is a
+        // few lucky configs, and the model ranks the whole space better than their neighbourhood
+        // (kiln_bench_search, 4 layers: guided from scratch needed a median 59 trials to 95% of
+        // the best with children only, against 22 for plain random search).
+        if (scorer_) {
+            const size_t bred = pool.size();
+            for (size_t i = 0; i < bred; ++i) {
+                auto c = draw_random(exclude, taken);
+                if (!c) break;
+                taken.insert(c->hash());
+                pool.push_back(std::move(*c));
+            }
+        }
         Batch batch;
         for (auto& c : best_scored(std::move(pool), children))
             batch.add(std::move(c));

@@ -1,5 +1,7 @@
 #include "core/config.h"
 
+#include "core/hash.h"
+
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -55,12 +57,7 @@ std::string Config::to_string() const {
 }
 
 uint64_t Config::hash() const {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (unsigned char ch : to_string()) {
-        h ^= ch;
-        h *= 0x100000001b3ull;
-    }
-    return h;
+    return fnv1a(to_string());
 }
 
 }  // namespace kiln

@@ -4,6 +4,8 @@
 // Halide will emit; cache sizes and the CPU model come from /sys and /proc.
 #include "targets/target.h"
 
+#include "core/hash.h"
+
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -78,12 +80,8 @@ bool runs_on_host(const Halide::Target& t) {
 }  // namespace
 
 std::string Fingerprint::id() const {
-    uint64_t h = 0xcbf29ce484222325ull;
-    std::string s =
-        fmt::format("{}|{}|{}|{}|{}|{}", cpu_model, cores, l1d_bytes, l2_bytes, l3_bytes, isa);
-    for (unsigned char ch : s)
-        h = (h ^ ch) * 0x100000001b3ull;
-    return fmt::format("{:016x}", h);
+    return fmt::format("{:016x}", fnv1a(fmt::format("{}|{}|{}|{}|{}|{}", cpu_model, cores,
+                                                    l1d_bytes, l2_bytes, l3_bytes, isa)));
 }
 
 nlohmann::json Fingerprint::to_json() const {

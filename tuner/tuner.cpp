@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "schedules/kernel.h"
 #include "tuner/guide.h"
 
@@ -202,10 +203,8 @@ TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner
 }
 
 std::string default_model_path(const std::string& db_path, const std::string& op, const Target& t) {
-    Config halide;  // the target's Halide string, hashed as configs are
-    halide.set("target", t.halide);
     char hash[17];
-    std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(halide.hash()));
+    std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a(t.halide)));
     return db_path + ".models/" + op + "-" + std::string(hash).substr(0, 8) + ".json";
 }
 

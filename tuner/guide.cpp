@@ -47,12 +47,12 @@ const Features* Guide::features(const Workload& w, const Config& c) {
     const auto key = std::make_pair(w.key(), c.hash());
     auto it = cache_.find(key);
     if (it != cache_.end()) return &it->second;
-    if (failed_.count(key)) return nullptr;
+    if (unlowerable_.count(key)) return nullptr;
     try {
         return &cache_.emplace(key, featurize(w, c, target_)).first->second;
     } catch (const std::exception&) {
         // A record of an older space version, or a config the current space rejects.
-        failed_[key] = true;
+        unlowerable_.insert(key);
         return nullptr;
     }
 }

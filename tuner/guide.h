@@ -8,6 +8,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,8 +60,9 @@ class Guide {
     double other_weight_;
     CostModel model_;
     std::vector<TrainingSample> samples_;
+    // Candidates' features by (workload key, config hash), and those that cannot be lowered.
     std::map<std::pair<std::string, uint64_t>, Features> cache_;
-    std::map<std::pair<std::string, uint64_t>, bool> failed_;  // configs that cannot be lowered
+    std::set<std::pair<std::string, uint64_t>> unlowerable_;
     int transfer_ = 0;
 };
 

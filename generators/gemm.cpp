@@ -52,7 +52,7 @@ Func pack_panels(Func src, int64_t n, int nr, bool batched) {
 }
 
 GemmFuncs gemm_algorithm(const GemmShape& s, int nr, int64_t kc, Func a, Func panels,
-                         const Epilogue& e, Func bias, Func residual) {
+                         const Epilogue& e, Func bias, Func residual, bool bias_by_row) {
     GemmFuncs f;
     f.nr = nr;
     f.kc = std::min(kc, s.k);
@@ -84,7 +84,7 @@ GemmFuncs gemm_algorithm(const GemmShape& s, int nr, int64_t kc, Func a, Func pa
     } else {
         sum = f.inner(with_batch<Expr>({jj, jo, f.i, 0}, f.b, f.batched));
     }
-    Expr bias_value = e.bias ? bias(f.j) : Expr();
+    Expr bias_value = e.bias ? bias(bias_by_row ? f.i : f.j) : Expr();
     Expr residual_value =
         e.residual ? residual(with_batch<Expr>({f.j, f.i}, f.b, f.batched)) : Expr();
     f.out(with_batch<Var>({f.j, f.i}, f.b, f.batched)) =

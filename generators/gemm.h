@@ -36,11 +36,11 @@ struct GemmFuncs {
 };
 
 // kc must divide k (kc >= k: one block). `a` is (k, i[, b]); `panels` is (jj, k, jo[, b]) as
-// pack_panels() lays it out. `bias` (j) and `residual` (j, i[, b]) are read only when the epilogue
-// has them.
+// pack_panels() lays it out. `bias` (j, or i when bias_by_row) and `residual` (j, i[, b]) are
+// read only when the epilogue has them.
 GemmFuncs gemm_algorithm(const GemmShape& s, int nr, int64_t kc, Halide::Func a,
                          Halide::Func panels, const Epilogue& e, Halide::Func bias,
-                         Halide::Func residual);
+                         Halide::Func residual, bool bias_by_row = false);
 
 // Panels of `src` (j, k[, b]), n columns: panels(jj, k, jo[, b]) = src(jo * nr + jj, k[, b]),
 // zero where jo * nr + jj >= n.

@@ -31,7 +31,7 @@ class BatchMatmulSpace final : public HalideSpaceDef {
 
     HalidePipelines pipelines(const Workload& w, const Config& c, const Target& t) const override {
         BatchMatmulFuncs f = batch_matmul_algorithm(w, static_cast<int>(c.i("nr")), c.i("kc"));
-        schedule_gemm(f.gemm, f.shape, c, t, f.panels);
+        schedule_gemm(f.gemm, f.shape, GemmKnobs::of(c), t, f.panels);
 
         HalidePipelines p;
         p.main = Halide::Pipeline(f.gemm.out);

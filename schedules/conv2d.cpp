@@ -51,13 +51,23 @@ class Conv2dSpace final : public HalideSpaceDef {
             names.push_back(a->name);
         sp.knobs.push_back(
             {"algorithm",
-             "direct (channel-blocked), im2col (GEMM over pixels), winograd2 / "
-             "winograd4 (F(2x2,3x3) / F(4x4,3x3), 3x3 stride 1 only), direct_x (vectorized "
-             "over output columns, few input channels)",
+             "direct (channel-blocked), im2col (GEMM over pixels), gemm (1x1 layers as the "
+             "blocked GEMM of dense, input packed into pixel panels), winograd2 / winograd4 "
+             "(F(2x2,3x3) / F(4x4,3x3), 3x3 stride 1 only), direct_x (vectorized over output "
+             "columns, few input channels)",
              name_domain(names), nullptr});
         sp.default_config.set("algorithm", best->name);
         for (auto* a : usable)
             a->add_knobs(sp, w, t, a == best);
+        // Each other algorithm's defaults, as it would set them were it the default.
+        for (auto* a : usable) {
+            if (a == best) continue;
+            ScheduleSpace scratch;
+            scratch.default_config.set("algorithm", a->name);
+            a->add_knobs(scratch, w, t, true);
+            for (const auto& [name, value] : scratch.default_config.values)
+                if (!sp.default_config.has(name)) sp.other_defaults.set(name, value);
+        }
         return sp;
     }
 

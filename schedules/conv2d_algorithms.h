@@ -6,6 +6,7 @@
 //   conv2d_direct.cpp    channel-blocked direct convolution, and im2col + GEMM
 //   conv2d_winograd.cpp  Winograd F(2x2,3x3) and F(4x4,3x3), 3x3 stride-1 layers only
 //   conv2d_direct_x.cpp  direct convolution vectorized over output columns, few input channels
+//   conv2d_gemm.cpp      1x1 layers as the blocked GEMM of schedules/gemm.h
 #pragma once
 
 #include <functional>
@@ -23,7 +24,7 @@ namespace kiln {
 
 // One value of the `algorithm` knob. Each algorithm file registers its own.
 struct Conv2dAlgorithm {
-    std::string name;  // the knob value: "direct", "im2col", "winograd2", "winograd4", "direct_x"
+    std::string name;  // the knob value: "direct", "im2col", "gemm", "winograd2", "direct_x", ...
     // Algorithms of one family share their knobs (winograd2 and winograd4): the space adds
     // the family's knobs once.
     std::string family;

@@ -27,7 +27,7 @@ class DenseSpace final : public HalideSpaceDef {
 
     HalidePipelines pipelines(const Workload& w, const Config& c, const Target& t) const override {
         DenseFuncs d = dense_algorithm(w, static_cast<int>(c.i("nr")), c.i("kc"));
-        schedule_gemm(d.gemm, d.shape, c, t, Halide::Func());
+        schedule_gemm(d.gemm, d.shape, GemmKnobs::of(c), t, Halide::Func());
         // Packing is a transpose into panels; it runs once, so only its outer loop is parallel.
         d.pack.parallel(d.pack.args()[2]);
 

@@ -66,7 +66,8 @@ int pick_block(int64_t n, int64_t unit, int64_t limit, int64_t target) {
     return best;
 }
 
-Config default_config(const ScheduleSpace& space, const GemmShape& s, const Target& t) {
+Config default_config(const ScheduleSpace& space, const std::string& prefix, const GemmShape& s,
+                      const Target& t) {
     const int64_t lanes = t.f32_lanes(), regs = t.vector_registers();
     const int threads = host_threads(t);
     const int64_t l2 = t.fingerprint.l2_bytes > 0 ? t.fingerprint.l2_bytes : int64_t{1} << 20;
@@ -105,7 +106,7 @@ Config default_config(const ScheduleSpace& space, const GemmShape& s, const Targ
     const int64_t kc_limit = std::max<int64_t>(l2 / 2 / (int64_t{g.nr} * 4), 1);
     g.kc = s.k;
     if (!one_row_tile && s.k > kc_limit) {
-        for (const auto& v : space.find("kc")->domain)
+        for (const auto& v : space.find(prefix + "kc")->domain)
             if (std::get<int64_t>(v) <= kc_limit) g.kc = std::get<int64_t>(v);
     }
     // Blocks of about 64 rows x 256 columns that waste the fewest shifted rows and panels.
@@ -124,35 +125,38 @@ Config default_config(const ScheduleSpace& space, const GemmShape& s, const Targ
     g.unroll_k = 1;
 
     Config c;
-    c.set("mr", int64_t{g.mr});
-    c.set("nr", int64_t{g.nr});
-    c.set("kc", g.kc);
-    c.set("mc", int64_t{g.mc});
-    c.set("nc", int64_t{g.nc});
-    c.set("order", g.order);
-    c.set("parallel", g.parallel);
-    c.set("grain", int64_t{g.grain});
-    c.set("unroll_k", int64_t{g.unroll_k});
+    c.set(prefix + "mr", int64_t{g.mr});
+    c.set(prefix + "nr", int64_t{g.nr});
+    c.set(prefix + "kc", g.kc);
+    c.set(prefix + "mc", int64_t{g.mc});
+    c.set(prefix + "nc", int64_t{g.nc});
+    c.set(prefix + "order", g.order);
+    c.set(prefix + "parallel", g.parallel);
+    c.set(prefix + "grain", int64_t{g.grain});
+    c.set(prefix + "unroll_k", int64_t{g.unroll_k});
     return c;
 }
 
 }  // namespace
 
-GemmKnobs GemmKnobs::of(const Config& c) {
+GemmKnobs GemmKnobs::of(const Config& c, const std::string& prefix) {
     GemmKnobs g;
-    g.mr = static_cast<int>(c.i("mr"));
-    g.nr = static_cast<int>(c.i("nr"));
-    g.kc = c.i("kc");
-    g.mc = static_cast<int>(c.i("mc"));
-    g.nc = static_cast<int>(c.i("nc"));
-    g.order = c.s("order");
-    g.parallel = c.s("parallel");
-    g.grain = static_cast<int>(c.i("grain"));
-    g.unroll_k = static_cast<int>(c.i("unroll_k"));
+    g.mr = static_cast<int>(c.i(prefix + "mr"));
+    g.nr = static_cast<int>(c.i(prefix + "nr"));
+    g.kc = c.i(prefix + "kc");
+    g.mc = static_cast<int>(c.i(prefix + "mc"));
+    g.nc = static_cast<int>(c.i(prefix + "nc"));
+    g.order = c.s(prefix + "order");
+    g.parallel = c.s(prefix + "parallel");
+    g.grain = static_cast<int>(c.i(prefix + "grain"));
+    g.unroll_k = static_cast<int>(c.i(prefix + "unroll_k"));
     return g;
 }
 
-void add_gemm_knobs(ScheduleSpace& space, const GemmShape& s, const Target& t) {
+void add_gemm_knobs(ScheduleSpace& space, const GemmShape& s, const Target& t,
+                    const GemmKnobOptions& options) {
+    const std::string prefix = options.prefix;
+    const auto active = options.active;
     const int64_t lanes = t.f32_lanes(), regs = t.vector_registers();
     std::vector<int64_t> nr;
     for (int64_t v : kPanelVectors)
@@ -160,25 +164,29 @@ void add_gemm_knobs(ScheduleSpace& space, const GemmShape& s, const Target& t) {
     std::vector<std::string> parallel = {"rows", "cols"};
     if (s.batch > 0) parallel.push_back("batch");
 
-    space.knobs.push_back({"mr", "register tile rows", int_domain(kRowTiles), nullptr});
-    space.knobs.push_back({"nr", "register tile columns = packed panel width (vector lanes x 1..8)",
-                           int_domain(nr), nullptr});
-    space.knobs.push_back({"kc", "reduction block kept in registers (k: no blocking)",
-                           int_domain(kc_candidates(s.k)), nullptr});
+    space.knobs.push_back({prefix + "mr", "register tile rows", int_domain(kRowTiles), active});
+    space.knobs.push_back({prefix + "nr",
+                           "register tile columns = packed panel width (vector lanes x 1..8)",
+                           int_domain(nr), active});
+    space.knobs.push_back({prefix + "kc", "reduction block kept in registers (k: no blocking)",
+                           int_domain(kc_candidates(s.k)), active});
     space.knobs.push_back(
-        {"mc", "register tiles of rows per cache block", int_domain(kBlockTiles), nullptr});
-    space.knobs.push_back({"nc", "panels per cache block", int_domain(kBlockTiles), nullptr});
-    space.knobs.push_back({"order", "innermost tile loop of a block",
-                           name_domain({"rows_inner", "cols_inner"}), nullptr});
+        {prefix + "mc", "register tiles of rows per cache block", int_domain(kBlockTiles), active});
     space.knobs.push_back(
-        {"parallel", "block axis run in parallel", name_domain(parallel), nullptr});
-    space.knobs.push_back({"grain", "blocks per parallel task", int_domain({1, 2, 4, 8}), nullptr});
-    space.knobs.push_back({"unroll_k", "unroll of the reduction in the register tile",
-                           int_domain({1, 2, 4, 8}), nullptr});
+        {prefix + "nc", "panels per cache block", int_domain(kBlockTiles), active});
+    space.knobs.push_back({prefix + "order", "innermost tile loop of a block",
+                           name_domain({"rows_inner", "cols_inner"}), active});
+    space.knobs.push_back(
+        {prefix + "parallel", "block axis run in parallel", name_domain(parallel), active});
+    space.knobs.push_back(
+        {prefix + "grain", "blocks per parallel task", int_domain({1, 2, 4, 8}), active});
+    space.knobs.push_back({prefix + "unroll_k", "unroll of the reduction in the register tile",
+                           int_domain({1, 2, 4, 8}), active});
 
     auto str = [](int64_t v) { return std::to_string(v); };
     space.constraints.push_back([=](const Config& c) -> std::optional<std::string> {
-        GemmKnobs g = GemmKnobs::of(c);
+        if (active && !active(c)) return std::nullopt;
+        GemmKnobs g = GemmKnobs::of(c, prefix);
         const int64_t nv = g.nr / lanes;
         if (registers_needed(g.mr, nv) > regs)
             return "register tile " + str(g.mr) + "x" + str(g.nr) + " needs " + str(g.mr * nv) +
@@ -205,12 +213,13 @@ void add_gemm_knobs(ScheduleSpace& space, const GemmShape& s, const Target& t) {
                    " of the parallel axis (" + g.parallel + ")";
         return std::nullopt;
     });
-    space.default_config = default_config(space, s, t);
+    if (options.set_default)
+        for (auto& [name, value] : default_config(space, prefix, s, t).values)
+            space.default_config.set(name, value);
 }
 
-void schedule_gemm(GemmFuncs& f, const GemmShape& s, const Config& c, const Target& t,
+void schedule_gemm(GemmFuncs& f, const GemmShape& s, const GemmKnobs& g, const Target& t,
                    Func panels) {
-    const GemmKnobs g = GemmKnobs::of(c);
     const int lanes = t.f32_lanes();
     const bool rows_inner = g.order == "rows_inner";
 
@@ -289,10 +298,14 @@ void schedule_gemm(GemmFuncs& f, const GemmShape& s, const Config& c, const Targ
     }
 
     if (panels.defined()) {
-        // b's panels, once per batch: a copy of k x n that every row tile then reads
-        // contiguously.
+        // b's panels, once per batch (once without one): a copy of k x n that every row tile
+        // then reads contiguously.
         const auto args = panels.args();
-        panels.compute_at(out, batch_loop).vectorize(args[0], lanes);
+        if (f.batched)
+            panels.compute_at(out, batch_loop);
+        else
+            panels.compute_root();
+        panels.vectorize(args[0], lanes);
         if (g.parallel != "batch") panels.parallel(args[2]);
     }
 }

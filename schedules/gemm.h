@@ -15,6 +15,7 @@
 //   unroll_k    unroll of the reduction inside the register tile
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "Halide.h"
@@ -32,15 +33,25 @@ struct GemmKnobs {
     std::string order, parallel;
     int grain = 1, unroll_k = 1;
 
-    static GemmKnobs of(const Config& c);
+    // The knobs are named `prefix` + the names above.
+    static GemmKnobs of(const Config& c, const std::string& prefix = "");
 };
 
-// Adds the knobs and constraints above to `space` and sets space.default_config.
-void add_gemm_knobs(ScheduleSpace& space, const GemmShape& s, const Target& t);
+// How a space that holds more than the GEMM (conv2d's `gemm` algorithm) takes its knobs.
+struct GemmKnobOptions {
+    std::string prefix;                         // prepended to every knob name
+    std::function<bool(const Config&)> active;  // null: always; constraints follow it too
+    bool set_default = true;                    // write the defaults into default_config
+};
+
+// Adds the knobs and constraints above to `space` and, unless told not to, their defaults to
+// space.default_config.
+void add_gemm_knobs(ScheduleSpace& space, const GemmShape& s, const Target& t,
+                    const GemmKnobOptions& options = {});
 
 // Schedules `f` (built with the config's nr and kc). `panels`, when defined, is computed
 // inside the main pipeline, once per batch.
-void schedule_gemm(GemmFuncs& f, const GemmShape& s, const Config& c, const Target& t,
+void schedule_gemm(GemmFuncs& f, const GemmShape& s, const GemmKnobs& g, const Target& t,
                    Halide::Func panels);
 
 }  // namespace kiln

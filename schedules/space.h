@@ -35,6 +35,9 @@ class ScheduleSpace {
     std::vector<Knob> knobs;
     std::vector<Constraint> constraints;
     Config default_config;  // good without any tuning; always valid
+    // Defaults of knobs that default_config leaves inactive (another algorithm's), so that a
+    // partial config that picks that algorithm can be completed. May be empty.
+    Config other_defaults;
 
     const Knob* find(const std::string& name) const;
     bool is_active(const Knob& k, const Config& c) const;

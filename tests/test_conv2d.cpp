@@ -81,6 +81,56 @@ TEST(Conv2d, RandomIm2colConfigsMatchReference) {
     sweep("im2col", 50, 2000);
 }
 
+TEST(Conv2d, RandomGemmConfigsMatchReference) {
+    // gemm computes 1x1 layers only: draw those, with any stride, batch and epilogue.
+    Target t = host_target();
+    for (uint64_t seed = 3000; seed < 3030; ++seed) {
+        std::mt19937_64 rng(seed);
+        auto pick = [&](std::initializer_list<int64_t> v) {
+            return *(v.begin() + std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng));
+        };
+        auto str = [](int64_t v) { return std::to_string(v); };
+        std::string shape = "n=" + str(pick({1, 1, 2})) + ",c=" + str(pick({1, 3, 8, 16, 40})) +
+                            ",h=" + str(pick({1, 5, 8, 13})) + ",w=" + str(pick({2, 7, 9, 16})) +
+                            ",k=" + str(pick({5, 16, 33})) +
+                            ",r=1,s=1,stride=" + str(pick({1, 2, 3})) + "x" + str(pick({1, 2}));
+        Workload w = Workload::from_shape("conv2d", shape, DType::f32,
+                                          Epilogue::parse(kEpilogues[seed % 7]));
+        ScheduleSpace sp = find_space("conv2d").space(w, t);
+        Config c;
+        for (int i = 0; i < 500 && !c.has("mm_nr"); ++i)
+            c = sp.sample(rng);
+        if (!c.has("mm_nr")) {
+            // Tiny GEMMs leave few valid tiles for rejection sampling: take gemm's defaults.
+            c = sp.other_defaults;
+            for (const auto& [name, value] : sp.default_config.values)
+                c.set(name, value);
+            c.set("algorithm", std::string("gemm"));
+            c = sp.normalize(c);
+        }
+        expect_correct(w, c, seed);
+    }
+}
+
+TEST(Conv2d, EveryAlgorithmHasDefaults) {
+    // A config that names only its algorithm is completed from the space's defaults: the
+    // default config's own, then other_defaults for the other algorithms' knobs.
+    Target t = host_target();
+    for (const char* shape : {"c=64,h=14,w=14,k=64,r=1,s=1", "c=16,h=8,w=8,k=16,r=3,s=3,pad=1",
+                              "c=3,h=16,w=16,k=8,r=3,s=3,stride=2,pad=1"}) {
+        Workload w = Workload::from_shape("conv2d", shape);
+        ScheduleSpace sp = find_space("conv2d").space(w, t);
+        for (const KnobValue& a : sp.find("algorithm")->domain) {
+            Config c = sp.other_defaults;
+            for (const auto& [name, value] : sp.default_config.values)
+                c.set(name, value);
+            c.set("algorithm", a);
+            c = sp.normalize(c);
+            EXPECT_EQ(sp.check(c), std::nullopt) << w.key() << " " << c.to_string();
+        }
+    }
+}
+
 TEST(Conv2d, DefaultConfigsOfSmallLayersMatchReference) {
     // Small analogues of the benchmark layers: 1x1, 3x3, strided, 7x7 stem, grouped.
     for (const char* shape :

@@ -75,11 +75,14 @@ nlohmann::json parse_json(const std::string& text, const std::string& source) {
     }
 }
 
-// The knobs the user gave, laid over the default config. A knob that the other decisions switch
-// off is an error rather than silently dropped: the user asked for something that would not
-// happen.
+// The knobs the user gave, laid over the default config (and, for knobs it leaves inactive, the
+// space's other defaults: '{"algorithm": "im2col"}' takes im2col's own defaults). A knob that the
+// other decisions switch off is an error rather than silently dropped: the user asked for something
+// that would not happen.
 Config resolve_config(const ScheduleSpace& space, const Config& given) {
-    Config merged = space.default_config;
+    Config merged = space.other_defaults;
+    for (const auto& [name, value] : space.default_config.values)
+        merged.set(name, value);
     for (const auto& [name, value] : given.values) {
         if (!space.find(name)) {
             std::string list;

@@ -1,0 +1,55 @@
+// kiln/generators/conv2d_gemm.cpp — the Funcs of conv2d's `gemm` algorithm (see the header).
+#include "generators/conv2d_gemm.h"
+
+#include "core/error.h"
+
+namespace kiln {
+
+using namespace Halide;
+
+bool conv2d_gemm_applies(const ConvShape& s) {
+    return s.r == 1 && s.s == 1 && s.groups == 1 && s.pad_t == 0 && s.pad_l == 0 && s.pad_b == 0 &&
+           s.pad_r == 0;
+}
+
+GemmShape conv2d_gemm_shape(const ConvShape& s) {
+    return {s.n > 1 ? s.n : 0, s.k, s.oh * s.ow, s.c};
+}
+
+Conv2dGemmFuncs define_gemm_conv2d(const Workload& w, int nr, int64_t kc) {
+    ConvShape s = ConvShape::of(w);
+    if (!conv2d_gemm_applies(s))
+        throw Error("algorithm", "gemm computes 1x1 layers without padding or groups only");
+    Conv2dGemmFuncs f;
+    f.shape = conv2d_gemm_shape(s);
+    const bool batched = f.shape.batch > 0;
+    f.flat_input = s.stride_h == 1 && s.stride_w == 1;
+    f.input = ImageParam(Float(32), f.flat_input ? 3 : 4, "input");
+    f.weight = ImageParam(Float(32), 2, "weight");
+    f.bias = ImageParam(Float(32), 1, "bias");
+    f.residual = ImageParam(Float(32), batched ? 3 : 2, "residual");
+
+    Var j("j"), c("c"), i("i"), b("b");
+    const int ow = int(s.ow);
+    Expr batch = batched ? Expr(b) : Expr(0);
+    // src(j, c[, b]): output pixel j's input value in channel c.
+    Func& src = f.pixels;
+    src = Func("pixels");
+    Expr value = f.flat_input
+                     ? f.input(j, c, batch)
+                     : f.input((j % ow) * int(s.stride_w), (j / ow) * int(s.stride_h), c, batch);
+    Func a("weight_rows");
+    if (batched) {
+        src(j, c, b) = value;
+        a(c, i, b) = f.weight(c, i);
+    } else {
+        src(j, c) = value;
+        a(c, i) = f.weight(c, i);
+    }
+    f.panels = pack_panels(src, f.shape.n, nr, batched);
+    f.gemm = gemm_algorithm(f.shape, nr, kc, a, f.panels, w.epilogue, f.bias, f.residual,
+                            /*bias_by_row=*/true);
+    return f;
+}
+
+}  // namespace kiln

@@ -117,6 +117,73 @@ TEST(Tuner, FinalComparisonCorrectsALuckyMeasurement) {
         if (r.config == slow) EXPECT_GE(r.median_ms, 50) << "the slow record keeps its new time";
 }
 
+namespace {
+
+// Times the final comparison's children by script: the first child's rounds of "ok" fall in a
+// burst of interference, the second child's rounds of "slow" do.
+class ScriptedComparisons final : public Runner {
+  public:
+    explicit ScriptedComparisons(std::unique_ptr<Runner> real) : real_(std::move(real)) {}
+    std::vector<Record> measure(const Workload& w, const std::vector<Config>& configs,
+                                const Target& t) override {
+        return real_->measure(w, configs, t);
+    }
+    std::vector<Record> compare(const Workload& w, const std::vector<Config>& configs,
+                                const Target& t, int) override {
+        orders.push_back(configs);
+        std::vector<Record> out = real_->measure(w, configs, t);
+        const bool first = orders.size() == 1;
+        for (Record& r : out) {
+            const bool ok = r.config.s("behaviour") == "ok";
+            r.median_ms = r.min_ms = first ? (ok ? 90.0 : 60.0) : (ok ? 1.0 : 500.0);
+        }
+        return out;
+    }
+    std::vector<std::vector<Config>> orders;
+
+  private:
+    std::unique_ptr<Runner> real_;
+};
+
+}  // namespace
+
+TEST(Tuner, FinalComparisonKeepsEachConfigsBestChild) {
+    load_test_ops();
+    Workload w = Workload::from_shape("test_faulty", find_op("test_faulty").example());
+    Config ok, slow;
+    ok.set("behaviour", std::string("ok"));
+    slow.set("behaviour", std::string("slow"));
+    for (int children : {1, 2}) {
+        SCOPED_TRACE("children " + std::to_string(children));
+        auto db = Database::open(temp_db("children" + std::to_string(children) + ".db"));
+        auto scripted =
+            std::make_unique<ScriptedComparisons>(make_process_runner(runner_options()));
+        ScriptedComparisons& runner = *scripted;
+        db->add(runner.measure(w, {ok, slow}, host_target()));
+        TuneOptions o;
+        o.trials = 1;
+        o.strategy = "random";
+        o.confirm_top = 2;
+        o.confirm_rounds = 1;
+        o.confirm_children = children;
+        TuneResult r = tune(w, host_target(), *db, runner, o);
+        ASSERT_TRUE(r.best);
+        ASSERT_GE(runner.orders.size(), size_t(children));
+        if (children == 1) {
+            // One child: the burst on "ok" decides.
+            EXPECT_EQ(r.best->config.s("behaviour"), "slow");
+            continue;
+        }
+        // Two children, the second in reverse order; each config keeps its better child.
+        std::vector<Config> reversed(runner.orders[0].rbegin(), runner.orders[0].rend());
+        EXPECT_EQ(runner.orders[1], reversed);
+        EXPECT_EQ(r.best->config.s("behaviour"), "ok");
+        EXPECT_DOUBLE_EQ(r.best->median_ms, 1.0);
+        for (const Record& rec : db->records({}))
+            if (rec.config == slow) EXPECT_DOUBLE_EQ(rec.median_ms, 60.0);
+    }
+}
+
 // With records of another workload of the same op in the database, the cost model is trained
 // before the first round (transfer), refit on every batch, its features are cached in the
 // database, and it is saved where the result says.

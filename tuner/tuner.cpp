@@ -238,6 +238,22 @@ void confirm_best(const Workload& w, const Target& t, Database& db, Runner& runn
         // records keep their first measurements.
         if (std::none_of(timed.begin(), timed.end(), [](const Record& r) { return r.ok(); }))
             return;
+        for (int child = 1; child < options.confirm_children && !(stop && stop->load()); ++child) {
+            std::vector<Config> order = configs;
+            if (child % 2) std::reverse(order.begin(), order.end());
+            std::vector<Record> again = runner.compare(w, order, t, options.confirm_rounds);
+            if (child % 2) std::reverse(again.begin(), again.end());
+            for (size_t i = 0; i < timed.size() && i < again.size(); ++i) {
+                if (!again[i].ok()) continue;
+                if (!timed[i].ok()) {
+                    timed[i] = again[i];
+                    continue;
+                }
+                timed[i].median_ms = std::min(timed[i].median_ms, again[i].median_ms);
+                timed[i].min_ms = std::min(timed[i].min_ms, again[i].min_ms);
+                timed[i].repeats += again[i].repeats;
+            }
+        }
         for (size_t i = 0; i < timed.size(); ++i) {
             // The record keeps its compile time, and the space version it was measured in.
             timed[i].compile_seconds = set[i].compile_seconds;

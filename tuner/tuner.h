@@ -26,11 +26,17 @@ struct TuneOptions {
     int batch_size = 8;        // candidates built and measured per round
     int early_stop = 0;        // stop after this many trials without a better best; 0 = off
     // At the end, the fastest `confirm_top` configs of this machine (and the default config)
-    // are timed again against each other in one process, `confirm_rounds` interleaved rounds,
-    // and their records take the new figures: the best is then chosen from one comparison,
-    // not from measurements taken at different moments of a busy machine. 0 or 1 = off.
+    // are timed again against each other, `confirm_rounds` interleaved rounds in each of
+    // `confirm_children` processes, and their records take the new figures: the best is then chosen
+    // from one comparison, not from measurements taken at different moments of a busy machine. 0 or
+    // 1 = off.
     int confirm_top = 4;
     int confirm_rounds = 5;
+    // The comparison runs in this many children one after the other, the configs in reverse
+    // order in every second one; each config keeps its lowest median (and lowest minimum).
+    // Interference only ever slows a run, so a burst that hits one child's rounds of a config
+    // does not decide the winner.
+    int confirm_children = 2;
     // The cost model (docs/COST_MODEL.md): trained before the first round on the records of
     // this op on this target in the database (every workload; records of another machine with
     // the same ISA weigh other_machine_weight), refit after every batch; the search then keeps

@@ -16,7 +16,11 @@ GemmShape conv2d_gemm_shape(const ConvShape& s) {
     return {s.n > 1 ? s.n : 0, s.k, s.oh * s.ow, s.c};
 }
 
-Conv2dGemmFuncs define_gemm_conv2d(const Workload& w, int nr, int64_t kc) {
+bool conv2d_gemm_in_place_ok(const ConvShape& s, int nr) {
+    return s.stride_h == 1 && s.stride_w == 1 && (s.oh * s.ow) % nr == 0;
+}
+
+Conv2dGemmFuncs define_gemm_conv2d(const Workload& w, int nr, int64_t kc, bool in_place) {
     ConvShape s = ConvShape::of(w);
     if (!conv2d_gemm_applies(s))
         throw Error("algorithm", "gemm computes 1x1 layers without padding or groups only");
@@ -46,7 +50,19 @@ Conv2dGemmFuncs define_gemm_conv2d(const Workload& w, int nr, int64_t kc) {
         src(j, c) = value;
         a(c, i) = f.weight(c, i);
     }
-    f.panels = pack_panels(src, f.shape.n, nr, batched);
+    f.in_place = in_place;
+    if (in_place) {
+        if (!conv2d_gemm_in_place_ok(s, nr))
+            throw Error("algorithm", "in-place panels need stride 1 and nr dividing the pixels");
+        Var jj("jj"), jo("jo");
+        f.panels = Func("gemm_panels");
+        if (batched)
+            f.panels(jj, c, jo, b) = src(jo * nr + jj, c, b);
+        else
+            f.panels(jj, c, jo) = src(jo * nr + jj, c);
+    } else {
+        f.panels = pack_panels(src, f.shape.n, nr, batched);
+    }
     f.gemm = gemm_algorithm(f.shape, nr, kc, a, f.panels, w.epilogue, f.bias, f.residual,
                             /*bias_by_row=*/true);
     return f;

@@ -5,6 +5,8 @@
 // and active only under this algorithm. The weight needs no packing: its rows are broadcast in
 // place. The input is copied into pixel panels in every run, once per image.
 #include <algorithm>
+#include <optional>
+#include <string>
 
 #include "generators/conv2d_gemm.h"
 #include "schedules/conv2d_algorithms.h"
@@ -21,14 +23,35 @@ bool is_gemm(const Config& c) {
 }
 
 void add_gemm_conv_knobs(ScheduleSpace& sp, const Workload& w, const Target& t, bool make_default) {
-    add_gemm_knobs(sp, conv2d_gemm_shape(ConvShape::of(w)), t, {kPrefix, is_gemm, make_default});
+    ConvShape s = ConvShape::of(w);
+    add_gemm_knobs(sp, conv2d_gemm_shape(s), t, {kPrefix, is_gemm, make_default});
+    if (s.stride_h != 1 || s.stride_w != 1) return;
+    // Only at stride 1 can the panels be the input itself.
+    sp.knobs.push_back({"mm_panels",
+                        "copy: pack the input into panels in every run; in_place: read the "
+                        "input where it is (nr must divide the pixels)",
+                        name_domain({"copy", "in_place"}), is_gemm});
+    sp.constraints.push_back([=](const Config& c) -> std::optional<std::string> {
+        if (!is_gemm(c) || c.s("mm_panels") != "in_place") return std::nullopt;
+        if (conv2d_gemm_in_place_ok(s, int(c.i("mm_nr")))) return std::nullopt;
+        return "in-place panels need mm_nr (" + std::to_string(c.i("mm_nr")) + ") to divide the " +
+               std::to_string(s.oh * s.ow) + " pixels";
+    });
+    // In place when the reduction is short: the register tile then walks few input rows per
+    // panel (r50_l1_1x1_64, c = 64, interleaved medians: copy 0.076 ms, in place 0.063), while
+    // a long one (r50_l1_reduce, c = 256: 0.286 against 0.332) gains from contiguous panels.
+    if (make_default) {
+        bool in_place = s.c <= 64 && conv2d_gemm_in_place_ok(s, int(sp.default_config.i("mm_nr")));
+        sp.default_config.set("mm_panels", std::string(in_place ? "in_place" : "copy"));
+    }
 }
 
 HalidePipelines gemm_conv2d(const Workload& w, const Config& c, const Target& t) {
     ConvShape s = ConvShape::of(w);
     const GemmKnobs g = GemmKnobs::of(c, kPrefix);
-    Conv2dGemmFuncs f = define_gemm_conv2d(w, g.nr, g.kc);
-    schedule_gemm(f.gemm, f.shape, g, t, f.panels);
+    const bool in_place = c.has("mm_panels") && c.s("mm_panels") == "in_place";
+    Conv2dGemmFuncs f = define_gemm_conv2d(w, g.nr, g.kc, in_place);
+    schedule_gemm(f.gemm, f.shape, g, t, in_place ? Halide::Func() : f.panels);
     if (!f.flat_input) {
         // The strided pixels first, row by row: a row's loads are strided vectors and its
         // stores dense, where packing them into panels directly would gather every lane.

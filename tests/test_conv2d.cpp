@@ -112,6 +112,39 @@ TEST(Conv2d, RandomGemmConfigsMatchReference) {
     }
 }
 
+TEST(Conv2d, GemmPanelsInPlaceMatchReference) {
+    // Stride 1 with nr dividing the pixels: the panels are the input itself, batched or not.
+    Target t = host_target();
+    for (const char* shape : {"c=16,h=8,w=16,k=24,r=1,s=1", "n=2,c=5,h=4,w=8,k=7,r=1,s=1"}) {
+        Workload w =
+            Workload::from_shape("conv2d", shape, DType::f32, Epilogue::parse("bias+add+relu"));
+        ScheduleSpace sp = find_space("conv2d").space(w, t);
+        for (int64_t nr : {int64_t(t.f32_lanes()), int64_t(2 * t.f32_lanes())}) {
+            if ((w.get("h") * w.get("w")) % nr != 0) continue;
+            Config c = sp.other_defaults;
+            for (const auto& [name, value] : sp.default_config.values)
+                c.set(name, value);
+            c.set("algorithm", std::string("gemm"));
+            c.set("mm_nr", nr);
+            c.set("mm_panels", std::string("in_place"));
+            c = sp.normalize(c);
+            ASSERT_EQ(sp.check(c), std::nullopt) << c.to_string();
+            expect_correct(w, c, 11);
+        }
+    }
+    // A panel that would run past the image is refused.
+    Workload odd = Workload::from_shape("conv2d", "c=8,h=5,w=5,k=8,r=1,s=1");
+    ScheduleSpace sp = find_space("conv2d").space(odd, t);
+    Config c = sp.other_defaults;
+    for (const auto& [name, value] : sp.default_config.values)
+        c.set(name, value);
+    c.set("algorithm", std::string("gemm"));
+    c.set("mm_panels", std::string("in_place"));
+    auto why = sp.check(sp.normalize(c));
+    ASSERT_TRUE(why);
+    EXPECT_NE(why->find("mm_nr"), std::string::npos) << *why;
+}
+
 TEST(Conv2d, EveryAlgorithmHasDefaults) {
     // A config that names only its algorithm is completed from the space's defaults: the
     // default config's own, then other_defaults for the other algorithms' knobs.

@@ -49,6 +49,7 @@ struct Options {
     std::string dir;
     int random_trials = 1000;
     int guided_trials = 200;
+    bool random_only = false;
     int batch = 8;
     double share = 0.95;
     double min_time = 0.05;
@@ -224,6 +225,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--write-doc", o.doc, "page to write the table into")->capture_default_str();
     app.add_flag("--no-doc", o.no_doc, "only print the table");
+    app.add_flag("--random-only", o.random_only,
+                 "only run (or continue) the long random searches and print how far each is; "
+                 "the set takes hours, and a killed run loses at most one batch");
     CLI11_PARSE(app, argc, argv);
 
     std::string command = "./build/bench/kiln_bench_search";
@@ -276,6 +280,13 @@ int main(int argc, char** argv) {
                     row.best_ms = r.median_ms;
             row.random.measured = row.random_measured;
             rows.push_back(row);
+        }
+
+        if (o.random_only) {
+            for (const LayerRow& row : rows)
+                fmt::print("{}: {} random trials, best {:.3f} ms\n", row.id, row.random_measured,
+                           row.best_ms);
+            return 0;
         }
 
         // 2. Guided searches and the model's rank correlation, per layer.

@@ -26,8 +26,19 @@ struct VerifyResult {
     bool ok(double tolerance) const { return finite && relative_error <= tolerance; }
 };
 
-// Runs prepare() and run() on random inputs and compares with the reference.
-VerifyResult verify_kernel(const Workload& w, Kernel& kernel, uint64_t seed);
+// The op's scalar reference output on random_inputs(w, seed). With `cache_dir`, the output is
+// read from a file there when one for the same workload, seed and kiln version exists, and
+// written there (atomically: a temporary file, then a rename) when it does not: a tuner checks
+// every candidate of a workload against the same reference, which for a large convolution takes
+// longer than compiling the candidate. A file that does not match (another key, truncated) is
+// computed anew and replaced.
+std::vector<float> reference_output(const Workload& w, uint64_t seed,
+                                    const std::string& cache_dir = "");
+
+// Runs prepare() and run() on random inputs and compares with the reference (cached in
+// `cache_dir` as reference_output() does, when given).
+VerifyResult verify_kernel(const Workload& w, Kernel& kernel, uint64_t seed,
+                           const std::string& cache_dir = "");
 
 // Default tolerance for f32 kernels (Winograd included).
 constexpr double kF32Tolerance = 1e-4;

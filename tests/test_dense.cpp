@@ -3,7 +3,12 @@
 // of real layers on smaller analogues).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -247,4 +252,48 @@ TEST(Dense, MutateAndCrossoverStayValid) {
         }
         EXPECT_GT(changed, 250) << op;
     }
+}
+
+// The reference cache the tuner's children share: written once, read back, and never trusted
+// when it does not match (here a reference scaled by 2 is read and makes a correct kernel look
+// wrong, which shows it is used; a truncated one is recomputed).
+TEST(Verify, ReferenceCacheIsReadBackAndRecomputedWhenItDoesNotMatch) {
+    namespace fs = std::filesystem;
+    const fs::path dir =
+        fs::temp_directory_path() / ("kiln-test-refcache-" + std::to_string(getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    Workload w = Workload::from_shape("dense", "m=3,n=20,k=7");
+    const Target t = host_target();
+    auto kernel = compile_kernel(w, find_space("dense").space(w, t).default_config, t);
+
+    const std::vector<float> direct = reference_output(w, 5);
+    EXPECT_EQ(reference_output(w, 5, dir.string()), direct);  // computed and written
+    ASSERT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1);
+    const fs::path file = fs::directory_iterator(dir)->path();
+    EXPECT_EQ(reference_output(w, 5, dir.string()), direct);  // read back
+    EXPECT_TRUE(verify_kernel(w, *kernel, 5, dir.string()).ok(kF32Tolerance));
+
+    // Same header, every value doubled: the cache is what verification compares with.
+    std::string bytes;
+    {
+        std::ifstream in(file, std::ios::binary);
+        bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    const size_t payload = direct.size() * sizeof(float);
+    std::vector<float> doubled = direct;
+    for (float& v : doubled)
+        v *= 2;
+    std::string scaled = bytes.substr(0, bytes.size() - payload);
+    scaled.append(reinterpret_cast<const char*>(doubled.data()), payload);
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << scaled;
+    EXPECT_FALSE(verify_kernel(w, *kernel, 5, dir.string()).ok(kF32Tolerance));
+
+    // Truncated: recomputed and replaced. Another seed: its own file.
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() - 4);
+    EXPECT_TRUE(verify_kernel(w, *kernel, 5, dir.string()).ok(kF32Tolerance));
+    EXPECT_EQ(fs::file_size(file), bytes.size());
+    EXPECT_EQ(reference_output(w, 6, dir.string()), reference_output(w, 6));
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 2);
+    fs::remove_all(dir);
 }

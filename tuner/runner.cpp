@@ -25,6 +25,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <filesystem>
 #include <istream>
 #include <memory>
 #include <ostream>
@@ -54,9 +55,10 @@ double seconds_since(Clock::time_point start) {
 // The request, shared by both sides.
 
 json measure_to_json(const MeasureOptions& m) {
-    return {{"min_time_s", m.min_time_s},   {"min_repeats", m.min_repeats},
-            {"warmup_runs", m.warmup_runs}, {"threads", m.threads},
-            {"verify_seed", m.verify_seed}, {"tolerance", m.tolerance}};
+    return {{"min_time_s", m.min_time_s},          {"min_repeats", m.min_repeats},
+            {"warmup_runs", m.warmup_runs},        {"threads", m.threads},
+            {"verify_seed", m.verify_seed},        {"tolerance", m.tolerance},
+            {"reference_cache", m.reference_cache}};
 }
 
 MeasureOptions measure_from_json(const json& j) {
@@ -68,6 +70,7 @@ MeasureOptions measure_from_json(const json& j) {
     m.threads = j.value("threads", m.threads);
     m.verify_seed = j.value("verify_seed", m.verify_seed);
     m.tolerance = j.value("tolerance", m.tolerance);
+    m.reference_cache = j.value("reference_cache", m.reference_cache);
     return m;
 }
 
@@ -130,7 +133,7 @@ std::vector<double> timed_runs(Kernel& kernel, const std::vector<const float*>& 
 // Verification, then timing; kiln::Error, Halide errors and anything else a kernel throws
 // become runtime_error in the caller.
 json verify_and_time(const Workload& w, Kernel& kernel, const MeasureOptions& m) {
-    VerifyResult v = verify_kernel(w, kernel, m.verify_seed);
+    VerifyResult v = verify_kernel(w, kernel, m.verify_seed, m.reference_cache);
     if (!v.finite) return done("wrong_result", "output has NaN or Inf");
     if (!v.ok(m.tolerance))
         return done("wrong_result", fmt::format("relative error {:.2e} > {:.0e} (seed {})",
@@ -301,7 +304,18 @@ std::string stderr_tail(const std::string& err) {
 
 class ProcessRunner final : public Runner {
   public:
-    explicit ProcessRunner(RunnerOptions o) : o_(std::move(o)) {}
+    explicit ProcessRunner(RunnerOptions o) : o_(std::move(o)) {
+        if (!o_.measure.reference_cache.empty()) return;
+        // The children share one reference per workload for this runner's lifetime.
+        std::string dir = (std::filesystem::temp_directory_path() / "kiln-ref-XXXXXX").string();
+        if (::mkdtemp(dir.data())) o_.measure.reference_cache = owned_cache_ = dir;
+    }
+    ~ProcessRunner() override {
+        std::error_code ignored;
+        if (!owned_cache_.empty()) std::filesystem::remove_all(owned_cache_, ignored);
+    }
+    ProcessRunner(const ProcessRunner&) = delete;
+    ProcessRunner& operator=(const ProcessRunner&) = delete;
 
     std::vector<Record> measure(const Workload& w, const std::vector<Config>& configs,
                                 const Target& t) override;
@@ -321,6 +335,7 @@ class ProcessRunner final : public Runner {
     void reap(Child& c, bool kill_first);
 
     RunnerOptions o_;
+    std::string owned_cache_;  // the temporary reference cache this runner made, if any
 };
 
 std::vector<std::string> ProcessRunner::child_argv() const {

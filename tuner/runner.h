@@ -29,6 +29,10 @@ struct MeasureOptions {
     int threads = 0;           // Halide threads in the child; 0 = the machine's cores
     uint64_t verify_seed = 1;  // inputs of the check against the reference
     double tolerance = 1e-4;   // normwise relative error allowed
+    // Directory where the child keeps the reference output of (workload, verify_seed) for the
+    // next candidates (reference_output(), schedules/verify.h); empty: computed every time.
+    // A ProcessRunner given none makes a temporary one for its lifetime.
+    std::string reference_cache;
 };
 
 struct RunnerOptions {

@@ -3,7 +3,8 @@
 //
 // The GEMM's knobs are the dense op's, named with an `mm_` prefix (mm_mr, mm_nr, mm_kc, ...)
 // and active only under this algorithm. The weight needs no packing: its rows are broadcast in
-// place. The input is copied into pixel panels in every run, once per image.
+// place. The input is copied into pixel panels in every run, once per image, or at stride 1
+// read where it is (`mm_panels`).
 #include <algorithm>
 #include <optional>
 #include <string>
@@ -55,11 +56,11 @@ HalidePipelines gemm_conv2d(const Workload& w, const Config& c, const Target& t)
     if (!f.flat_input) {
         // The strided pixels first, row by row: a row's loads are strided vectors and its
         // stores dense, where packing them into panels directly would gather every lane.
-        Halide::Var j = f.pixels.args()[0], c = f.pixels.args()[1], y("y"), x("x");
+        Halide::Var j = f.pixels.args()[0], channel = f.pixels.args()[1], y("y"), x("x");
         f.pixels.compute_at(f.panels, Halide::Var::outermost())
             .split(j, y, x, int(s.ow))
             .vectorize(x, std::min(int(s.ow), t.f32_lanes()), Halide::TailStrategy::ShiftInwards)
-            .parallel(c);
+            .parallel(channel);
     }
 
     HalidePipelines p;

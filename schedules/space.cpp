@@ -15,6 +15,14 @@ bool ScheduleSpace::is_active(const Knob& k, const Config& c) const {
     return !k.active || k.active(c);
 }
 
+Config ScheduleSpace::with_defaults(const Config& given) const {
+    Config c = other_defaults;
+    for (const auto* layer : {&default_config, &given})
+        for (const auto& [name, value] : layer->values)
+            c.set(name, value);
+    return normalize(c);
+}
+
 Config ScheduleSpace::normalize(Config c) const {
     Config out;
     for (const auto& k : knobs) {

@@ -44,6 +44,10 @@ class ScheduleSpace {
     // Drops inactive knobs; knobs are decided in declaration order, so `active` may only look
     // at knobs declared before it.
     Config normalize(Config c) const;
+    // `given` laid over default_config, and other_defaults under both, normalized: a partial
+    // config ('{"algorithm": "im2col"}') completed with its own algorithm's defaults. Not
+    // checked.
+    Config with_defaults(const Config& given) const;
     // nullopt if valid, else why not (unknown knob, value outside domain, missing knob,
     // failed constraint).
     std::optional<std::string> check(const Config& c) const;

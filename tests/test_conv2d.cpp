@@ -102,11 +102,9 @@ TEST(Conv2d, RandomGemmConfigsMatchReference) {
             c = sp.sample(rng);
         if (!c.has("mm_nr")) {
             // Tiny GEMMs leave few valid tiles for rejection sampling: take gemm's defaults.
-            c = sp.other_defaults;
-            for (const auto& [name, value] : sp.default_config.values)
-                c.set(name, value);
-            c.set("algorithm", std::string("gemm"));
-            c = sp.normalize(c);
+            Config gemm;
+            gemm.set("algorithm", std::string("gemm"));
+            c = sp.with_defaults(gemm);
         }
         expect_correct(w, c, seed);
     }
@@ -121,13 +119,11 @@ TEST(Conv2d, GemmPanelsInPlaceMatchReference) {
         ScheduleSpace sp = find_space("conv2d").space(w, t);
         for (int64_t nr : {int64_t(t.f32_lanes()), int64_t(2 * t.f32_lanes())}) {
             if ((w.get("h") * w.get("w")) % nr != 0) continue;
-            Config c = sp.other_defaults;
-            for (const auto& [name, value] : sp.default_config.values)
-                c.set(name, value);
-            c.set("algorithm", std::string("gemm"));
-            c.set("mm_nr", nr);
-            c.set("mm_panels", std::string("in_place"));
-            c = sp.normalize(c);
+            Config given;
+            given.set("algorithm", std::string("gemm"));
+            given.set("mm_nr", nr);
+            given.set("mm_panels", std::string("in_place"));
+            Config c = sp.with_defaults(given);
             ASSERT_EQ(sp.check(c), std::nullopt) << c.to_string();
             expect_correct(w, c, 11);
         }
@@ -135,30 +131,27 @@ TEST(Conv2d, GemmPanelsInPlaceMatchReference) {
     // A panel that would run past the image is refused.
     Workload odd = Workload::from_shape("conv2d", "c=8,h=5,w=5,k=8,r=1,s=1");
     ScheduleSpace sp = find_space("conv2d").space(odd, t);
-    Config c = sp.other_defaults;
-    for (const auto& [name, value] : sp.default_config.values)
-        c.set(name, value);
-    c.set("algorithm", std::string("gemm"));
-    c.set("mm_panels", std::string("in_place"));
-    auto why = sp.check(sp.normalize(c));
+    Config given;
+    given.set("algorithm", std::string("gemm"));
+    given.set("mm_panels", std::string("in_place"));
+    auto why = sp.check(sp.with_defaults(given));
     ASSERT_TRUE(why);
     EXPECT_NE(why->find("mm_nr"), std::string::npos) << *why;
 }
 
 TEST(Conv2d, EveryAlgorithmHasDefaults) {
-    // A config that names only its algorithm is completed from the space's defaults: the
-    // default config's own, then other_defaults for the other algorithms' knobs.
+    // A config that names only its algorithm is completed from the space's defaults
+    // (ScheduleSpace::with_defaults): the default config's own, then other_defaults for the
+    // other algorithms' knobs.
     Target t = host_target();
     for (const char* shape : {"c=64,h=14,w=14,k=64,r=1,s=1", "c=16,h=8,w=8,k=16,r=3,s=3,pad=1",
                               "c=3,h=16,w=16,k=8,r=3,s=3,stride=2,pad=1"}) {
         Workload w = Workload::from_shape("conv2d", shape);
         ScheduleSpace sp = find_space("conv2d").space(w, t);
         for (const KnobValue& a : sp.find("algorithm")->domain) {
-            Config c = sp.other_defaults;
-            for (const auto& [name, value] : sp.default_config.values)
-                c.set(name, value);
-            c.set("algorithm", a);
-            c = sp.normalize(c);
+            Config given;
+            given.set("algorithm", a);
+            Config c = sp.with_defaults(given);
             EXPECT_EQ(sp.check(c), std::nullopt) << w.key() << " " << c.to_string();
         }
     }

@@ -80,9 +80,6 @@ nlohmann::json parse_json(const std::string& text, const std::string& source) {
 // other decisions switch off is an error rather than silently dropped: the user asked for something
 // that would not happen.
 Config resolve_config(const ScheduleSpace& space, const Config& given) {
-    Config merged = space.other_defaults;
-    for (const auto& [name, value] : space.default_config.values)
-        merged.set(name, value);
     for (const auto& [name, value] : given.values) {
         if (!space.find(name)) {
             std::string list;
@@ -91,9 +88,8 @@ Config resolve_config(const ScheduleSpace& space, const Config& given) {
             throw Error("config",
                         "unknown knob '" + name + "' for " + space.op + " (knobs: " + list + ")");
         }
-        merged.set(name, value);
     }
-    Config config = space.normalize(merged);
+    Config config = space.with_defaults(given);
     for (const auto& [name, value] : given.values)
         if (!config.has(name))
             throw Error("config", "knob '" + name + "' is inactive under the other decisions of " +

@@ -36,9 +36,7 @@ class BatchMatmulSpace final : public HalideSpaceDef {
         HalidePipelines p;
         p.main = Halide::Pipeline(f.gemm.out);
         p.main_args = {{f.a, 0}, {f.b, 1}};
-        int next = 2;
-        if (w.epilogue.bias) p.main_args.push_back({f.bias, next++});
-        if (w.epilogue.residual) p.main_args.push_back({f.residual, next++});
+        bind_epilogue_args(p, w, f.bias, f.residual);
 
         const auto specs = w.inputs();
         for (auto& b : p.main_args)

@@ -413,9 +413,7 @@ HalidePipelines conv_pipelines(const Workload& w, const Conv2dFuncs& f) {
     HalidePipelines p;
     p.main = Pipeline(f.output);
     p.main_args = {{f.input, 0}, {f.packed, -1}};
-    int next = 2;
-    if (w.epilogue.bias) p.main_args.push_back({f.bias, next++});
-    if (w.epilogue.residual) p.main_args.push_back({f.residual, next++});
+    bind_epilogue_args(p, w, f.bias, f.residual);
     p.pack = Pipeline(f.pack);
     p.pack_args = {{f.weight, 1}};
     return p;

@@ -66,9 +66,7 @@ HalidePipelines gemm_conv2d(const Workload& w, const Config& c, const Target& t)
     HalidePipelines p;
     p.main = Halide::Pipeline(f.gemm.out);
     p.main_args = {{f.input, 0}, {f.weight, 1}};
-    int next = 2;
-    if (w.epilogue.bias) p.main_args.push_back({f.bias, next++});
-    if (w.epilogue.residual) p.main_args.push_back({f.residual, next++});
+    bind_epilogue_args(p, w, f.bias, f.residual);
 
     const int pixels = int(s.oh * s.ow);
     p.output_view = {pixels, int(s.k)};

@@ -365,9 +365,7 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
     HalidePipelines p{Halide::Pipeline(out), {}, Halide::Pipeline(f.pack), {}, {}};
     p.main_args.push_back({f.input, 0});
     p.main_args.push_back({f.packed, -1});
-    int next = 2;
-    if (w.epilogue.bias) p.main_args.push_back({f.bias, next++});
-    if (w.epilogue.residual) p.main_args.push_back({f.residual, next++});
+    bind_epilogue_args(p, w, f.bias, f.residual);
     p.pack_args.push_back({f.weight, 1});
     p.packed_extents = {layout.kb, f.c_padded, f.k_blocks, f.alpha, f.alpha};
     return p;

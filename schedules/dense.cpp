@@ -34,9 +34,7 @@ class DenseSpace final : public HalideSpaceDef {
         HalidePipelines p;
         p.main = Halide::Pipeline(d.gemm.out);
         p.main_args = {{d.input, 0}, {d.packed, -1}};
-        int next = 2;
-        if (w.epilogue.bias) p.main_args.push_back({d.bias, next++});
-        if (w.epilogue.residual) p.main_args.push_back({d.residual, next++});
+        bind_epilogue_args(p, w, d.bias, d.residual);
         p.pack = Halide::Pipeline(d.pack);
         p.pack_args = {{d.weight, 1}};
         p.packed_extents = d.packed_extents;

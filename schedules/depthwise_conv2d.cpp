@@ -329,9 +329,7 @@ class DepthwiseSpace final : public HalideSpaceDef {
             p.pack_args.push_back({a.weight, 1});
             p.packed_extents = a.packed_extents;
         }
-        int next = 2;
-        if (w.epilogue.bias) p.main_args.push_back({a.bias, next++});
-        if (w.epilogue.residual) p.main_args.push_back({a.residual, next++});
+        bind_epilogue_args(p, w, a.bias, a.residual);
         return p;
     }
 

@@ -118,6 +118,13 @@ std::unique_ptr<Kernel> make_halide_kernel(const Workload& w, HalidePipelines p,
     return std::make_unique<HalideKernel>(w, std::move(p), t);
 }
 
+void bind_epilogue_args(HalidePipelines& p, const Workload& w, Halide::ImageParam bias,
+                        Halide::ImageParam residual) {
+    int next = 2;
+    if (w.epilogue.bias) p.main_args.push_back({bias, next++});
+    if (w.epilogue.residual) p.main_args.push_back({residual, next++});
+}
+
 void constrain_shapes(HalidePipelines& p, const Workload& w) {
     const auto specs = w.inputs();
     for (HalideBinding& b : p.main_args) {

@@ -37,6 +37,11 @@ struct HalidePipelines {
     std::vector<int> output_view;
 };
 
+// Binds the epilogue's inputs, bias then residual as the epilogue has them, to the op inputs that
+// follow its first two (Workload::inputs() order).
+void bind_epilogue_args(HalidePipelines& p, const Workload& w, Halide::ImageParam bias,
+                        Halide::ImageParam residual);
+
 // JIT-compiles both pipelines for `t` (which must be the host) and records the compile time.
 std::unique_ptr<Kernel> make_halide_kernel(const Workload& w, HalidePipelines p, const Target& t);
 

@@ -38,35 +38,43 @@ Func pack_weights(const ConvShape& s, ImageParam weight, int block_k, bool flatt
 
 }  // namespace
 
-Conv2dFuncs define_direct_conv2d(const Workload& w, int block_k, int block_c) {
+Conv2dFuncs define_direct_conv2d(const Workload& w, int block_k, int block_c,
+                                 const Conv2dFuncs* params_from, bool in_place,
+                                 const std::string& suffix) {
     ConvShape s = ConvShape::of(w);
-    Conv2dFuncs f = params();
-    f.pack = pack_weights(s, f.weight, block_k, false);
-    f.packed = ImageParam(Float(32), 5, "packed");
+    Conv2dFuncs f;
+    if (params_from) {
+        f = *params_from;
+    } else {
+        f = params();
+        f.pack = pack_weights(s, f.weight, block_k, false);
+        f.packed = ImageParam(Float(32), 5, "packed");
+    }
 
     Var ci("ci"), x("x"), y("y"), cb("cb"), n("n"), kk("kk"), kb("kb"), k("k");
-    f.padded = Func("padded");
+    f.padded = Func("padded" + suffix);
     Expr c = cb * block_c + ci;
-    if (s.pad_t || s.pad_l || s.pad_b || s.pad_r) {
+    const bool padded = s.pad_t || s.pad_l || s.pad_b || s.pad_r;
+    if (padded && !in_place) {
         Func bounded = BoundaryConditions::constant_exterior(
             f.input, 0.0f, {{0, int(s.w)}, {0, int(s.h)}, {0, int(s.c)}, {0, int(s.n)}});
         f.padded(ci, x, y, cb, n) = bounded(x - int(s.pad_l), y - int(s.pad_t), c, n);
     } else {
-        f.padded(ci, x, y, cb, n) = f.input(x, y, c, n);
+        f.padded(ci, x, y, cb, n) = f.input(x - int(s.pad_l), y - int(s.pad_t), c, n);
     }
 
     const int cg = int(s.c_per_group()), kg = int(s.k_per_group());
-    f.rd = RDom(0, block_c, 0, int(s.s), 0, int(s.r), 0, cg / block_c, "rd");
+    f.rd = RDom(0, block_c, 0, int(s.s), 0, int(s.r), 0, cg / block_c, "rd" + suffix);
     // With groups, block_k divides k/g, so a block of output channels lies in one group.
     Expr group_cb = s.groups > 1 ? ((kb * block_k) / kg) * (cg / block_c) : Expr(0);
-    f.conv = Func("conv");
+    f.conv = Func("conv" + suffix);
     f.conv(kk, x, y, kb, n) = 0.0f;
     f.conv(kk, x, y, kb, n) +=
         f.padded(f.rd.x, x * int(s.stride_w) + f.rd.y * int(s.dil_w),
                  y * int(s.stride_h) + f.rd.z * int(s.dil_h), group_cb + f.rd.w, n) *
         f.packed(kk, f.rd.w * block_c + f.rd.x, f.rd.y, f.rd.z, kb);
 
-    f.output = Func("output");
+    f.output = Func("output" + suffix);
     f.output(x, y, k, n) = apply_epilogue(w.epilogue, f.conv(k % block_k, x, y, k / block_k, n),
                                           f.bias(k), f.residual(x, y, k, n));
     return f;

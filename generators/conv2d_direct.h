@@ -27,7 +27,13 @@ struct Conv2dFuncs {
 };
 
 // block_k: output channels per packed block; block_c: input channels per block (divides c/g).
-Conv2dFuncs define_direct_conv2d(const Workload& w, int block_k, int block_c);
+// A pipeline may compute its output in pieces, each by its own Funcs: `params_from` gives the
+// parameters (and packing) to share, `suffix` tells the Funcs apart. A piece with `in_place`
+// reads the input where it is, without bounds checks; its output region must keep every window
+// inside the input.
+Conv2dFuncs define_direct_conv2d(const Workload& w, int block_k, int block_c,
+                                 const Conv2dFuncs* params_from = nullptr, bool in_place = false,
+                                 const std::string& suffix = "");
 // block_k: output channels per packed block. `flat_input`: the input is seen as (h*w, c, n)
 // (only for 1x1, stride 1, no padding).
 Conv2dFuncs define_im2col_conv2d(const Workload& w, int block_k, bool flat_input);

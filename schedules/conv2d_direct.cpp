@@ -63,6 +63,46 @@ bool flat_gemm(const ConvShape& s) {
            s.pad_l == 0 && s.pad_b == 0 && s.pad_r == 0;
 }
 
+// A rectangle of output columns [x0, x0 + xn) and rows [y0, y0 + yn).
+struct Piece {
+    int x0, xn, y0, yn;
+};
+
+// The output positions [lo, hi) along one axis whose window lies inside the input.
+std::pair<int64_t, int64_t> inside(int64_t out, int64_t in, int64_t pad, int64_t stride,
+                                   int64_t taps, int64_t dilation) {
+    int64_t lo = ceil_div(pad, stride);
+    int64_t last = in - 1 + pad - (taps - 1) * dilation;  // the last window start inside
+    int64_t hi = last < 0 ? 0 : last / stride + 1;
+    hi = std::min(hi, out);
+    return {std::min(lo, hi), hi};
+}
+
+// The output pixels whose windows lie inside the input.
+Piece interior_of(const ConvShape& s) {
+    auto [x_lo, x_hi] = inside(s.ow, s.w, s.pad_l, s.stride_w, s.s, s.dil_w);
+    auto [y_lo, y_hi] = inside(s.oh, s.h, s.pad_t, s.stride_h, s.r, s.dil_h);
+    return {int(x_lo), int(x_hi - x_lo), int(y_lo), int(y_hi - y_lo)};
+}
+
+// pad_at=split: the interior (which the config's checks keep at least one tile large), then
+// the border strips around it (top, bottom, left, right; empty ones left out).
+std::vector<Piece> split_pieces(const ConvShape& s) {
+    const Piece in = interior_of(s);
+    const int x_hi = in.x0 + in.xn, y_hi = in.y0 + in.yn;
+    std::vector<Piece> all = {
+        in,
+        {0, int(s.ow), 0, in.y0},
+        {0, int(s.ow), y_hi, int(s.oh) - y_hi},
+        {0, in.x0, in.y0, in.yn},
+        {x_hi, int(s.ow) - x_hi, in.y0, in.yn},
+    };
+    std::vector<Piece> out;
+    for (const Piece& p : all)
+        if (p.xn > 0 && p.yn > 0) out.push_back(p);
+    return out;
+}
+
 // ---- direct -----------------------------------------------------------------------------------
 
 void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t,
@@ -100,9 +140,11 @@ void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t
     sp.knobs.push_back(
         {"grain", "outer tile iterations per parallel task", int_domain({1, 2, 4, 8}), is_direct});
     sp.knobs.push_back({"pad_at",
-                        "root: pad and block the input once; inline: read the input with "
-                        "bounds checks in the inner loop",
-                        name_domain({"root", "inline"}), is_direct});
+                        "root: pad and block the input once; planar: pad it once, planes "
+                        "kept NCHW; task: pad what each parallel task reads; split: read the "
+                        "interior in place, pad only for the border strips; inline: read the "
+                        "input with bounds checks in the inner loop",
+                        name_domain({"root", "planar", "task", "split", "inline"}), is_direct});
     sp.constraints.push_back([=](const Config& c) -> std::optional<std::string> {
         if (!is_direct(c)) return std::nullopt;
         int64_t acc = c.i("tile_x") * c.i("tile_y") * ceil_div(c.i("block_k"), lanes);
@@ -113,6 +155,14 @@ void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t
         if (inner % c.i("unroll") != 0)
             return "unroll " + std::to_string(c.i("unroll")) +
                    " does not divide the innermost reduction extent " + std::to_string(inner);
+        if (c.s("pad_at") == "split") {
+            if (!(s.pad_t || s.pad_l || s.pad_b || s.pad_r))
+                return std::string("pad_at=split needs padding");
+            Piece interior = interior_of(s);
+            if (interior.xn < c.i("tile_x") || interior.yn < c.i("tile_y"))
+                return "pad_at=split: the interior (" + std::to_string(interior.xn) + "x" +
+                       std::to_string(interior.yn) + ") is smaller than one tile";
+        }
         return std::nullopt;
     });
     if (!make_default) return;
@@ -159,16 +209,22 @@ void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t
     d.set("grain", int64_t{1});
     bool padded = s.pad_t || s.pad_l || s.pad_b || s.pad_r;
     // Without padding the input is read where it is: re-blocking it first cost more than it
-    // saved (r50_l3_reduce, interleaved: 337 GFLOP/s with the copy, 436 without).
-    d.set("pad_at", std::string(padded ? "root" : "inline"));
+    // saved (r50_l3_reduce, interleaved: 337 GFLOP/s with the copy, 436 without). With padding,
+    // the interior is read in place too when one tile fits it, and only the border strips are
+    // padded (r50_l2_3x3_s2, interleaved: 0.611 ms with the blocked copy, 0.566 split).
+    const Piece interior = interior_of(s);
+    const bool split = padded && interior.xn >= best_x && interior.yn >= best_y;
+    d.set("pad_at", std::string(!padded ? "inline" : split ? "split" : "root"));
 }
 
-HalidePipelines direct_conv2d_impl(const Workload& w, const Config& c, const Target& t) {
-    ConvShape s = ConvShape::of(w);
+// Schedules one output Func of the direct algorithm: a tx x ty register tile of pixels by
+// block_k channels; `pad_at` is root, planar, task or inline. A border strip copies its few
+// padded rows or columns in one thread (`parallel_copy` false): a parallel loop's dispatch cost
+// more than the copy (r50_l2_3x3_s2, interleaved: 0.575 against 0.561 ms).
+void schedule_direct(Conv2dFuncs& f, const ConvShape& s, const Config& c, const Target& t, int tx,
+                     int ty, const std::string& pad_at, bool parallel_copy = true) {
     const int lanes = t.f32_lanes();
     const int bk = int(c.i("block_k")), bc = int(c.i("block_c"));
-    const int tx = int(c.i("tile_x")), ty = int(c.i("tile_y"));
-    Conv2dFuncs f = define_direct_conv2d(w, bk, bc);
 
     // Output: (x, y, k, n) -> tile (xi, kk, yi) inside the outer loops.
     Var x = f.output.args()[0], y = f.output.args()[1], k = f.output.args()[2],
@@ -186,9 +242,11 @@ HalidePipelines direct_conv2d_impl(const Workload& w, const Config& c, const Tar
     if (tx > 1) f.output.vectorize(xi);
     f.output.unroll(kk).unroll(yi);
     const int grain = int(c.i("grain"));
+    Var task = outer[2].var;
     if (c.s("parallel") == "outer2") {
         f.output.fuse(outer[1].var, outer[2].var, par)
             .parallel(par, grain, TailStrategy::GuardWithIf);
+        task = par;
     } else {
         f.output.parallel(outer[2].var, grain, TailStrategy::GuardWithIf);
     }
@@ -229,12 +287,26 @@ HalidePipelines direct_conv2d_impl(const Workload& w, const Config& c, const Tar
         upd.split(inner, io, ii, u).unroll(ii);
     }
 
-    if (c.s("pad_at") == "root") {
-        Var pci = f.padded.args()[0], px = f.padded.args()[1], py = f.padded.args()[2],
-            pcb = f.padded.args()[3];
+    Var pci = f.padded.args()[0], px = f.padded.args()[1], py = f.padded.args()[2],
+        pcb = f.padded.args()[3], pn = f.padded.args()[4];
+    if (pad_at == "planar" || pad_at == "task") {
+        // Padding only: rows stay contiguous, so the copy is two dense streams. The inner loop
+        // broadcasts its inputs, which need no channel blocking.
+        Var pc("pc");
+        // Guarded: without padding the copy reads the input itself (see below).
+        f.padded.reorder_storage(px, py, pci, pcb, pn)
+            .reorder(px, py, pci, pcb, pn)
+            .vectorize(px, lanes, TailStrategy::GuardWithIf);
+        if (pad_at == "task") {
+            f.padded.compute_at(f.output, task);
+        } else {
+            f.padded.compute_root().fuse(pci, pcb, pc).parallel(pc);
+        }
+    } else if (pad_at == "root") {
         // Rows and channel blocks fused: a 3-channel stem has one channel block.
         Var pyc("pyc");
-        f.padded.compute_root().fuse(py, pcb, pyc).parallel(pyc);
+        f.padded.compute_root().fuse(py, pcb, pyc);
+        if (parallel_copy) f.padded.parallel(pyc);
         if (bc >= 4) {
             f.padded.vectorize(pci);
         } else {
@@ -243,12 +315,55 @@ HalidePipelines direct_conv2d_impl(const Workload& w, const Config& c, const Tar
             f.padded.reorder(px, pci).vectorize(px, lanes, TailStrategy::GuardWithIf);
         }
     }
+}
 
-    // Packing runs once at prepare(): any reasonable schedule will do.
-    f.pack.compute_root().parallel(f.pack.args().back());
-
-    HalidePipelines p = conv_pipelines(w, f);
-    p.packed_extents = {bk, int(s.c_per_group()), int(s.s), int(s.r), int(ceil_div(s.k, bk))};
+HalidePipelines direct_conv2d_impl(const Workload& w, const Config& c, const Target& t) {
+    ConvShape s = ConvShape::of(w);
+    const int bk = int(c.i("block_k")), bc = int(c.i("block_c"));
+    const int tx = int(c.i("tile_x")), ty = int(c.i("tile_y"));
+    const std::string& pad_at = c.s("pad_at");
+    HalidePipelines p;
+    const std::vector<int> packed = {bk, int(s.c_per_group()), int(s.s), int(s.r),
+                                     int(ceil_div(s.k, bk))};
+    Conv2dFuncs f;
+    if (pad_at != "split") {
+        f = define_direct_conv2d(w, bk, bc);
+        schedule_direct(f, s, c, t, tx, ty, pad_at);
+        p = conv_pipelines(w, f);
+        p.packed_extents = packed;
+        // Every extent is the workload's: tile edge tests and boundary conditions fold away.
+        constrain_shapes(p, w);
+    } else {
+        // The interior reads the input in place, with the config's tile; each border strip pads
+        // the few rows or columns it reads, with a tile cut to its size (a column strip stacks
+        // rows to fill the accumulators).
+        const int vecs = int(ceil_div(bk, t.f32_lanes()));
+        const int budget = int(accumulator_budget(t));
+        std::vector<Halide::Func> outputs;
+        std::vector<Piece> pieces = split_pieces(s);
+        for (size_t i = 0; i < pieces.size(); ++i) {
+            const Piece& q = pieces[i];
+            Conv2dFuncs piece = define_direct_conv2d(w, bk, bc, i ? &f : nullptr, i == 0,
+                                                     i ? "_" + std::to_string(i) : "");
+            if (i == 0) {
+                f = piece;
+                schedule_direct(piece, s, c, t, tx, ty, "inline");
+            } else {
+                int px = std::min(tx, q.xn);
+                int py = std::min(q.yn, std::max(ty, budget / vecs / px));
+                schedule_direct(piece, s, c, t, px, py, "root", false);
+            }
+            outputs.push_back(piece.output);
+            p.output_crops.push_back({{q.x0, q.xn}, {q.y0, q.yn}});
+        }
+        p.main = Pipeline(outputs);
+        p.main_args = {{f.input, 0}, {f.packed, -1}};
+        bind_epilogue_args(p, w, f.bias, f.residual);
+        p.pack = Pipeline(f.pack);
+        p.pack_args = {{f.weight, 1}};
+        p.packed_extents = packed;
+        constrain_shapes(p, w);
+    }
     return p;
 }
 
@@ -365,6 +480,7 @@ HalidePipelines im2col_conv2d_impl(const Workload& w, const Config& c, const Tar
     pl.input_views.resize(w.inputs().size());
     if (flat) pl.input_views[0] = {int(s.h * s.w), int(s.c), int(s.n)};
     if (w.epilogue.residual) pl.input_views.back() = flat_out;
+    constrain_shapes(pl, w);
     return pl;
 }
 

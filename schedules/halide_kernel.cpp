@@ -66,7 +66,18 @@ class HalideKernel final : public Kernel {
         bind(inputs);
         output_.raw_buffer()->host = reinterpret_cast<uint8_t*>(output);
         try {
-            p_.main.realize(output_, target_, main_params_);
+            if (p_.output_crops.empty()) {
+                p_.main.realize(output_, target_, main_params_);
+            } else {
+                std::vector<Halide::Buffer<void>> pieces;
+                for (const auto& crop : p_.output_crops) {
+                    Halide::Runtime::Buffer<float> piece = *output_.get();
+                    piece.crop(crop);
+                    pieces.push_back(Halide::Buffer<float>(std::move(piece)));
+                }
+                Halide::Realization r(pieces);
+                p_.main.realize(r, target_, main_params_);
+            }
         } catch (const Halide::Error& e) {
             throw Error("kernel", std::string("run failed: ") + e.what());
         }
@@ -138,8 +149,16 @@ void constrain_shapes(HalidePipelines& p, const Workload& w) {
         if (int(extents.size()) == b.param.dimensions()) set_dense_shape(b.param, extents);
     }
     const std::vector<int> out = p.output_view.empty() ? halide_extents(w.output()) : p.output_view;
-    for (Halide::Func f : p.main.outputs())
-        if (f.dimensions() == int(out.size())) set_dense_shape(f.output_buffer(), out);
+    const auto outputs = p.main.outputs();
+    for (size_t i = 0; i < outputs.size(); ++i) {
+        Halide::Func f = outputs[i];
+        if (f.dimensions() != int(out.size())) continue;
+        set_dense_shape(f.output_buffer(), out);
+        if (i < p.output_crops.size())
+            for (size_t d = 0; d < p.output_crops[i].size(); ++d)
+                f.output_buffer().dim(int(d)).set_bounds(p.output_crops[i][d].first,
+                                                         p.output_crops[i][d].second);
+    }
 }
 
 HalidePipelines build_pipelines(const Workload& w, const Config& config, const Target& t) {

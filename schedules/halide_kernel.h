@@ -35,6 +35,9 @@ struct HalidePipelines {
     // (H*W, C, N) by a GEMM over pixels. Empty = the tensor's shape.
     std::vector<std::vector<int>> input_views;  // indexed like Workload::inputs()
     std::vector<int> output_view;
+    // Optional: `main` has one output per crop, each a region of the op's output given as
+    // (min, extent) for its first dimensions (the rest whole). Together they must cover it.
+    std::vector<std::vector<std::pair<int, int>>> output_crops;
 };
 
 // Binds the epilogue's inputs, bias then residual as the epilogue has them, to the op inputs that

@@ -205,10 +205,9 @@ std::string markdown(const Options& o, const std::vector<LayerRow>& rows,
            "\"hits\" counts its configs within the target, and \"expected\" is the trials a "
            "random search needs on average, (N + 1) / (hits + 1) for N measured: one order's "
            "first hit varies far more, so the goal compares guided with the expected count.\n\n";
-    out << "| layer | best ms | random | hits | expected | guided | transfer | expected/guided | "
-           "guided s | transfer s | tau |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-           "| "
-           "---: | ---: | ---: |\n";
+    out << "| layer | best ms | min ms | random | hits | expected | guided | transfer | "
+           "expected/guided | guided s | transfer s | tau |\n"
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
     for (const auto& r : rows) {
         std::string ratio =
             r.guided.trials > 0 ? fmt::format("{:.1f}", r.random_expected / r.guided.trials) : "–";

@@ -343,22 +343,21 @@ int main(int argc, char** argv) {
                 const double b = retimed_best(w, t, mine, *runner, o.retime_top, o.retime_rounds);
                 if (b > 0) row.best_ms = b;
             }
+            const double target = row.best_ms / o.share;
             row.random.measured = row.random_measured;
+            row.random.trials = trials_to(mine, target);
+            row.random_hits = hits(mine, target);
+            row.random_expected = double(mine.size() + 1) / double(row.random_hits + 1);
             rows.push_back(row);
         }
 
         if (o.random_only) {
-            auto db = Database::open(random_path);
-            for (size_t i = 0; i < layers.size(); ++i) {
-                const LayerRow& row = rows[i];
-                const std::vector<Record> mine = records_of(*db, layers[i].to_workload(), t);
-                const int h = hits(mine, row.best_ms / o.share);
+            for (const LayerRow& row : rows)
                 fmt::print(
                     "{}: {} random trials, best {:.3f} ms re-timed ({:.3f} ms measured); {} within "
                     "{:.0f}% of it, first at trial {}, expected {:.0f}\n",
-                    row.id, row.random_measured, row.best_ms, row.min_ms, h, 100 * o.share,
-                    trials_to(mine, row.best_ms / o.share), double(mine.size() + 1) / (h + 1));
-            }
+                    row.id, row.random_measured, row.best_ms, row.min_ms, row.random_hits,
+                    100 * o.share, row.random.trials, row.random_expected);
             return 0;
         }
 
@@ -370,10 +369,6 @@ int main(int argc, char** argv) {
             if (row.best_ms <= 0) continue;
             const double target = row.best_ms / o.share;
             auto random_db = Database::open(random_path);
-            const std::vector<Record> random_records = records_of(*random_db, w, t);
-            row.random.trials = trials_to(random_records, target);
-            row.random_hits = hits(random_records, target);
-            row.random_expected = double(random_records.size() + 1) / double(row.random_hits + 1);
 
             const std::string scratch = o.dir + "/guided-" + l.id + ".db";
             std::filesystem::remove(scratch);

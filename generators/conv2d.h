@@ -21,6 +21,7 @@ struct ConvShape {
     static ConvShape of(const Workload& w);  // conv2d and depthwise_conv2d workloads
     int64_t c_per_group() const { return c / groups; }
     int64_t k_per_group() const { return k / groups; }
+    bool padded() const { return pad_t || pad_l || pad_b || pad_r; }
 };
 
 // The parameters of conv2d (with groups) and depthwise_conv2d (without: groups = c), shared so

@@ -54,8 +54,7 @@ Conv2dFuncs define_direct_conv2d(const Workload& w, int block_k, int block_c,
     Var ci("ci"), x("x"), y("y"), cb("cb"), n("n"), kk("kk"), kb("kb"), k("k");
     f.padded = Func("padded" + suffix);
     Expr c = cb * block_c + ci;
-    const bool padded = s.pad_t || s.pad_l || s.pad_b || s.pad_r;
-    if (padded && !in_place) {
+    if (s.padded() && !in_place) {
         Func bounded = BoundaryConditions::constant_exterior(
             f.input, 0.0f, {{0, int(s.w)}, {0, int(s.h)}, {0, int(s.c)}, {0, int(s.n)}});
         f.padded(ci, x, y, cb, n) = bounded(x - int(s.pad_l), y - int(s.pad_t), c, n);

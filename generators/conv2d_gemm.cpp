@@ -8,8 +8,7 @@ namespace kiln {
 using namespace Halide;
 
 bool conv2d_gemm_applies(const ConvShape& s) {
-    return s.r == 1 && s.s == 1 && s.groups == 1 && s.pad_t == 0 && s.pad_l == 0 && s.pad_b == 0 &&
-           s.pad_r == 0;
+    return s.r == 1 && s.s == 1 && s.groups == 1 && !s.padded();
 }
 
 GemmShape conv2d_gemm_shape(const ConvShape& s) {

@@ -93,7 +93,7 @@ DepthwiseAlgorithm depthwise_conv2d_algorithm(const Workload& w, DepthwiseLayout
     DepthwiseAlgorithm a;
     a.layout = layout;
     a.channel_block = layout == DepthwiseLayout::nchwc ? channel_block : 1;
-    a.has_padding = s.pad_t || s.pad_l || s.pad_b || s.pad_r;
+    a.has_padding = s.padded();
     a.input = Halide::ImageParam(Halide::Float(32), 4, "input");
     a.weight = Halide::ImageParam(Halide::Float(32), 4, "weight");
     if (w.epilogue.bias) a.bias = Halide::ImageParam(Halide::Float(32), 1, "bias");

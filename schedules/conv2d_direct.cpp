@@ -59,8 +59,7 @@ std::vector<int64_t> block_k_domain(const ConvShape& s, const Target& t) {
 }
 
 bool flat_gemm(const ConvShape& s) {
-    return s.r == 1 && s.s == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_t == 0 &&
-           s.pad_l == 0 && s.pad_b == 0 && s.pad_r == 0;
+    return s.r == 1 && s.s == 1 && s.stride_h == 1 && s.stride_w == 1 && !s.padded();
 }
 
 // A rectangle of output columns [x0, x0 + xn) and rows [y0, y0 + yn).
@@ -140,11 +139,10 @@ void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t
     sp.knobs.push_back(
         {"grain", "outer tile iterations per parallel task", int_domain({1, 2, 4, 8}), is_direct});
     sp.knobs.push_back({"pad_at",
-                        "root: pad and block the input once; planar: pad it once, planes "
-                        "kept NCHW; task: pad what each parallel task reads; split: read the "
-                        "interior in place, pad only for the border strips; inline: read the "
-                        "input with bounds checks in the inner loop",
-                        name_domain({"root", "planar", "task", "split", "inline"}), is_direct});
+                        "root: pad and block the input once; split: read the interior in place, "
+                        "pad only for the border strips; inline: read the input with bounds "
+                        "checks in the inner loop",
+                        name_domain({"root", "split", "inline"}), is_direct});
     sp.constraints.push_back([=](const Config& c) -> std::optional<std::string> {
         if (!is_direct(c)) return std::nullopt;
         int64_t acc = c.i("tile_x") * c.i("tile_y") * ceil_div(c.i("block_k"), lanes);
@@ -156,8 +154,7 @@ void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t
             return "unroll " + std::to_string(c.i("unroll")) +
                    " does not divide the innermost reduction extent " + std::to_string(inner);
         if (c.s("pad_at") == "split") {
-            if (!(s.pad_t || s.pad_l || s.pad_b || s.pad_r))
-                return std::string("pad_at=split needs padding");
+            if (!s.padded()) return std::string("pad_at=split needs padding");
             Piece interior = interior_of(s);
             if (interior.xn < c.i("tile_x") || interior.yn < c.i("tile_y"))
                 return "pad_at=split: the interior (" + std::to_string(interior.xn) + "x" +
@@ -207,18 +204,17 @@ void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t
     d.set("loop_order", std::string("x_y_k"));
     d.set("parallel", std::string("outer2"));
     d.set("grain", int64_t{1});
-    bool padded = s.pad_t || s.pad_l || s.pad_b || s.pad_r;
     // Without padding the input is read where it is: re-blocking it first cost more than it
     // saved (r50_l3_reduce, interleaved: 337 GFLOP/s with the copy, 436 without). With padding,
     // the interior is read in place too when one tile fits it, and only the border strips are
     // padded (r50_l2_3x3_s2, interleaved: 0.611 ms with the blocked copy, 0.566 split).
     const Piece interior = interior_of(s);
-    const bool split = padded && interior.xn >= best_x && interior.yn >= best_y;
-    d.set("pad_at", std::string(!padded ? "inline" : split ? "split" : "root"));
+    const bool split = s.padded() && interior.xn >= best_x && interior.yn >= best_y;
+    d.set("pad_at", std::string(!s.padded() ? "inline" : split ? "split" : "root"));
 }
 
 // Schedules one output Func of the direct algorithm: a tx x ty register tile of pixels by
-// block_k channels; `pad_at` is root, planar, task or inline. A border strip copies its few
+// block_k channels; `pad_at` is root or inline. A border strip copies its few
 // padded rows or columns in one thread (`parallel_copy` false): a parallel loop's dispatch cost
 // more than the copy (r50_l2_3x3_s2, interleaved: 0.575 against 0.561 ms).
 void schedule_direct(Conv2dFuncs& f, const ConvShape& s, const Config& c, const Target& t, int tx,
@@ -242,11 +238,9 @@ void schedule_direct(Conv2dFuncs& f, const ConvShape& s, const Config& c, const 
     if (tx > 1) f.output.vectorize(xi);
     f.output.unroll(kk).unroll(yi);
     const int grain = int(c.i("grain"));
-    Var task = outer[2].var;
     if (c.s("parallel") == "outer2") {
         f.output.fuse(outer[1].var, outer[2].var, par)
             .parallel(par, grain, TailStrategy::GuardWithIf);
-        task = par;
     } else {
         f.output.parallel(outer[2].var, grain, TailStrategy::GuardWithIf);
     }
@@ -287,22 +281,9 @@ void schedule_direct(Conv2dFuncs& f, const ConvShape& s, const Config& c, const 
         upd.split(inner, io, ii, u).unroll(ii);
     }
 
-    Var pci = f.padded.args()[0], px = f.padded.args()[1], py = f.padded.args()[2],
-        pcb = f.padded.args()[3], pn = f.padded.args()[4];
-    if (pad_at == "planar" || pad_at == "task") {
-        // Padding only: rows stay contiguous, so the copy is two dense streams. The inner loop
-        // broadcasts its inputs, which need no channel blocking.
-        Var pc("pc");
-        // Guarded: without padding the copy reads the input itself (see below).
-        f.padded.reorder_storage(px, py, pci, pcb, pn)
-            .reorder(px, py, pci, pcb, pn)
-            .vectorize(px, lanes, TailStrategy::GuardWithIf);
-        if (pad_at == "task") {
-            f.padded.compute_at(f.output, task);
-        } else {
-            f.padded.compute_root().fuse(pci, pcb, pc).parallel(pc);
-        }
-    } else if (pad_at == "root") {
+    if (pad_at == "root") {
+        Var pci = f.padded.args()[0], px = f.padded.args()[1], py = f.padded.args()[2],
+            pcb = f.padded.args()[3];
         // Rows and channel blocks fused: a 3-channel stem has one channel block.
         Var pyc("pyc");
         f.padded.compute_root().fuse(py, pcb, pyc);
@@ -322,24 +303,18 @@ HalidePipelines direct_conv2d_impl(const Workload& w, const Config& c, const Tar
     const int bk = int(c.i("block_k")), bc = int(c.i("block_c"));
     const int tx = int(c.i("tile_x")), ty = int(c.i("tile_y"));
     const std::string& pad_at = c.s("pad_at");
-    HalidePipelines p;
-    const std::vector<int> packed = {bk, int(s.c_per_group()), int(s.s), int(s.r),
-                                     int(ceil_div(s.k, bk))};
     Conv2dFuncs f;
+    std::vector<Halide::Func> outputs;
+    std::vector<std::vector<std::pair<int, int>>> crops;
     if (pad_at != "split") {
         f = define_direct_conv2d(w, bk, bc);
         schedule_direct(f, s, c, t, tx, ty, pad_at);
-        p = conv_pipelines(w, f);
-        p.packed_extents = packed;
-        // Every extent is the workload's: tile edge tests and boundary conditions fold away.
-        constrain_shapes(p, w);
     } else {
         // The interior reads the input in place, with the config's tile; each border strip pads
         // the few rows or columns it reads, with a tile cut to its size (a column strip stacks
         // rows to fill the accumulators).
         const int vecs = int(ceil_div(bk, t.f32_lanes()));
         const int budget = int(accumulator_budget(t));
-        std::vector<Halide::Func> outputs;
         std::vector<Piece> pieces = split_pieces(s);
         for (size_t i = 0; i < pieces.size(); ++i) {
             const Piece& q = pieces[i];
@@ -354,16 +329,18 @@ HalidePipelines direct_conv2d_impl(const Workload& w, const Config& c, const Tar
                 schedule_direct(piece, s, c, t, px, py, "root", false);
             }
             outputs.push_back(piece.output);
-            p.output_crops.push_back({{q.x0, q.xn}, {q.y0, q.yn}});
+            crops.push_back({{q.x0, q.xn}, {q.y0, q.yn}});
         }
-        p.main = Pipeline(outputs);
-        p.main_args = {{f.input, 0}, {f.packed, -1}};
-        bind_epilogue_args(p, w, f.bias, f.residual);
-        p.pack = Pipeline(f.pack);
-        p.pack_args = {{f.weight, 1}};
-        p.packed_extents = packed;
-        constrain_shapes(p, w);
     }
+    // Packing runs once at prepare(): any reasonable schedule will do.
+    f.pack.compute_root().parallel(f.pack.args().back());
+
+    HalidePipelines p = conv_pipelines(w, f);
+    if (!outputs.empty()) p.main = Pipeline(outputs);
+    p.output_crops = std::move(crops);
+    p.packed_extents = {bk, int(s.c_per_group()), int(s.s), int(s.r), int(ceil_div(s.k, bk))};
+    // Every extent is the workload's: tile edge tests and boundary conditions fold away.
+    constrain_shapes(p, w);
     return p;
 }
 

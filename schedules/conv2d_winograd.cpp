@@ -362,9 +362,10 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
         .unroll(f.j);
     f.y_row.compute_at(f.y_tile, kv).vectorize(f.ki, lanes).unroll(f.i).unroll(f.ej);
 
-    HalidePipelines p{Halide::Pipeline(out), {}, Halide::Pipeline(f.pack), {}, {}};
-    p.main_args.push_back({f.input, 0});
-    p.main_args.push_back({f.packed, -1});
+    HalidePipelines p;
+    p.main = Halide::Pipeline(out);
+    p.pack = Halide::Pipeline(f.pack);
+    p.main_args = {{f.input, 0}, {f.packed, -1}};
     bind_epilogue_args(p, w, f.bias, f.residual);
     p.pack_args.push_back({f.weight, 1});
     p.packed_extents = {layout.kb, f.c_padded, f.k_blocks, f.alpha, f.alpha};

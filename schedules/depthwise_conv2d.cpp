@@ -204,9 +204,8 @@ class DepthwiseSpace final : public HalideSpaceDef {
 
     ScheduleSpace space(const Workload& w, const Target& t) const override {
         const ConvShape s = ConvShape::of(w);
-        const bool padding = s.pad_t || s.pad_l || s.pad_b || s.pad_r;
         // nchw_x copies the input when it pads it or splits strided columns by phase.
-        const bool copied = padding || s.stride_w > 1;
+        const bool copied = s.padded() || s.stride_w > 1;
         const int registers = t.vector_registers();
         const std::vector<int64_t> vectors = vector_widths(t);
         const int64_t narrowest = vectors.back();

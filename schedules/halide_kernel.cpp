@@ -1,6 +1,7 @@
 #include "schedules/halide_kernel.h"
 
 #include <chrono>
+#include <memory>
 
 #include "core/error.h"
 #include "generators/gemm.h"
@@ -38,6 +39,7 @@ class HalideKernel final : public Kernel {
         output_ = Halide::Buffer<float>(
             nullptr, p_.output_view.empty() ? halide_extents(w.output()) : p_.output_view);
         if (p_.pack) packed_ = Halide::Buffer<float>(p_.packed_extents);
+        if (!p_.output_crops.empty()) make_pieces();
 
         auto start = std::chrono::steady_clock::now();
         if (p_.pack) p_.pack->compile_jit(target_);
@@ -66,17 +68,13 @@ class HalideKernel final : public Kernel {
         bind(inputs);
         output_.raw_buffer()->host = reinterpret_cast<uint8_t*>(output);
         try {
-            if (p_.output_crops.empty()) {
+            if (!pieces_) {
                 p_.main.realize(output_, target_, main_params_);
             } else {
-                std::vector<Halide::Buffer<void>> pieces;
-                for (const auto& crop : p_.output_crops) {
-                    Halide::Runtime::Buffer<float> piece = *output_.get();
-                    piece.crop(crop);
-                    pieces.push_back(Halide::Buffer<float>(std::move(piece)));
-                }
-                Halide::Realization r(pieces);
-                p_.main.realize(r, target_, main_params_);
+                for (size_t i = 0; i < piece_offsets_.size(); ++i)
+                    (*pieces_)[i].raw_buffer()->host =
+                        reinterpret_cast<uint8_t*>(output + piece_offsets_[i]);
+                p_.main.realize(*pieces_, target_, main_params_);
             }
         } catch (const Halide::Error& e) {
             throw Error("kernel", std::string("run failed: ") + e.what());
@@ -84,6 +82,25 @@ class HalideKernel final : public Kernel {
     }
 
   private:
+    // The output's crops (HalidePipelines::output_crops) as buffers made once: each run only
+    // points them into the output, at their first element's offset.
+    void make_pieces() {
+        std::vector<Halide::Buffer<void>> pieces;
+        for (const auto& crop : p_.output_crops) {
+            std::vector<halide_dimension_t> dims(output_.raw_buffer()->dim,
+                                                 output_.raw_buffer()->dim + output_.dimensions());
+            ptrdiff_t offset = 0;
+            for (size_t d = 0; d < crop.size() && d < dims.size(); ++d) {
+                dims[d].min = crop[d].first;
+                dims[d].extent = crop[d].second;
+                offset += ptrdiff_t(crop[d].first) * dims[d].stride;
+            }
+            pieces.push_back(Halide::Buffer<float>(nullptr, int(dims.size()), dims.data()));
+            piece_offsets_.push_back(offset);
+        }
+        pieces_ = std::make_unique<Halide::Realization>(pieces);
+    }
+
     // A view must hold exactly the tensor's elements, or the kernel would read past it.
     void check_views(const Workload& w) const {
         auto count = [](const std::vector<int>& e) {
@@ -119,6 +136,8 @@ class HalideKernel final : public Kernel {
     std::vector<Halide::Buffer<float>> inputs_;
     Halide::Buffer<float> output_;
     Halide::Buffer<float> packed_;
+    std::unique_ptr<Halide::Realization> pieces_;  // with output_crops: the crops of the output
+    std::vector<ptrdiff_t> piece_offsets_;         // each crop's first element in the output
     Halide::ParamMap main_params_, pack_params_;
     bool prepared_ = false;
 };

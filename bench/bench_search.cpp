@@ -30,8 +30,10 @@
 #include "bench/layer.h"
 #include "bench/measure.h"
 #include "core/error.h"
+#include "cost_model/features.h"
 #include "db/database.h"
 #include "targets/target.h"
+#include "tuner/guide.h"
 #include "tuner/model_eval.h"
 #include "tuner/tuner.h"
 
@@ -154,6 +156,19 @@ double retimed_best(const Workload& w, const Target& t, const std::vector<Record
     for (const Record& r : runner.compare(w, configs, t, rounds))
         if (r.ok() && (best == 0 || r.median_ms < best)) best = r.median_ms;
     return best;
+}
+
+// Copies the features of `records` from `from`'s cache into `to`, featurizing (once, into
+// `from`) those not cached yet: every layer's transfer database holds the same thousands of
+// other layers' records, and lowering them all again for each layer took minutes.
+void copy_features(Database& from, Database& to, const std::vector<Record>& records,
+                   const Target& t) {
+    training_samples(from, records, t.fingerprint.id(), 1.0);
+    const std::vector<std::string> cached = from.features(records, kFeatureVersion);
+    std::vector<std::pair<Record, std::string>> pairs;
+    for (size_t i = 0; i < records.size(); ++i)
+        if (!cached[i].empty()) pairs.emplace_back(records[i], cached[i]);
+    to.store_features(pairs, kFeatureVersion);
 }
 
 // Kendall's tau of the model on the workload's random-search configs, trained on the other
@@ -385,6 +400,10 @@ int main(int argc, char** argv) {
                 for (Record& r : random_db->records(f))
                     if (r.workload.key() != w.key()) others.push_back(std::move(r));
                 db->add(others);
+                const auto start = std::chrono::steady_clock::now();
+                copy_features(*random_db, *db, others, t);
+                fmt::print("{}: features of {} other records ready in {:.1f} s\n", l.id,
+                           others.size(), seconds_since(start));
             }
             row.transfer = guided(w, t, transfer, *runner, o, target);
 

@@ -7,7 +7,7 @@
 
 namespace kiln {
 namespace {
-constexpr std::array<std::pair<DType, std::string_view>, 7> kNames = {{
+constexpr std::array<std::pair<DType, std::string_view>, 8> kNames = {{
     {DType::f32, "f32"},
     {DType::f16, "f16"},
     {DType::i32, "i32"},
@@ -15,6 +15,7 @@ constexpr std::array<std::pair<DType, std::string_view>, 7> kNames = {{
     {DType::u8, "u8"},
     {DType::i4, "i4"},
     {DType::u1, "u1"},
+    {DType::i64, "i64"},
 }};
 }  // namespace
 
@@ -35,6 +36,8 @@ DType parse_dtype(std::string_view name, const std::string& field) {
 
 int bits(DType t) {
     switch (t) {
+        case DType::i64:
+            return 64;
         case DType::f32:
         case DType::i32:
             return 32;

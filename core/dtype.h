@@ -6,7 +6,8 @@
 
 namespace kiln {
 
-enum class DType { f32, f16, i32, i8, u8, i4, u1 };
+// i64 is ONNX's type of shapes and indices (Reshape, Shape, Gather); no kernel computes in it.
+enum class DType { f32, f16, i32, i8, u8, i4, u1, i64 };
 
 std::string_view to_string(DType t);
 // Throws kiln::Error naming `field` for an unknown name.

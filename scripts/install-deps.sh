@@ -8,6 +8,7 @@ packages=(
     libhalide14-0-dev libfmt-dev nlohmann-json3-dev libcli11-dev libsqlite3-dev libxgboost-dev
     libgtest-dev googletest libbenchmark-dev
     libdnnl-dev libopenblas-dev
+    libonnx-dev libprotobuf-dev libonnx-testdata
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -91,23 +91,31 @@ TestResult run_one(const fs::path& dir) {
             r.ops.insert(op);
         for (const fs::path& set : sorted_entries(dir, "test_data_set_")) {
             std::map<std::string, Tensor> inputs, expected;
+            std::vector<Tensor> unnamed_inputs, unnamed_outputs;  // matched by position
             ImportOptions options;
             for (const fs::path& p : sorted_entries(set, "input_")) {
                 std::string name;
                 Tensor t = load_tensor_pb(p.string(), &name);
-                if (t.dtype == kiln::DType::i64 || t.dtype == kiln::DType::i32)
+                if (name.empty())
+                    unnamed_inputs.push_back(t);
+                else if (t.dtype == kiln::DType::i64 || t.dtype == kiln::DType::i32)
                     options.constant_inputs[name] = t;
                 else
                     inputs[name] = t;
             }
-            std::vector<std::string> output_names;
             for (const fs::path& p : sorted_entries(set, "output_")) {
                 std::string name;
                 Tensor t = load_tensor_pb(p.string(), &name);
-                output_names.push_back(name);
-                expected[name] = t;
+                if (name.empty())
+                    unnamed_outputs.push_back(t);
+                else
+                    expected[name] = t;
             }
             Graph g = import_onnx(model, options);
+            for (size_t i = 0; i < unnamed_inputs.size() && i < g.inputs.size(); ++i)
+                inputs[g.value(g.inputs[i]).name] = unnamed_inputs[i];
+            for (size_t i = 0; i < unnamed_outputs.size() && i < g.outputs.size(); ++i)
+                expected[g.value(g.outputs[i]).name] = unnamed_outputs[i];
             std::map<std::string, Tensor> got = evaluate_reference(g, inputs);
             for (const auto& [name, want] : expected) {
                 auto it = got.find(name);

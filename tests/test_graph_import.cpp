@@ -1,7 +1,7 @@
 // ONNX import: small models built here with onnx's protobuf classes, written to a temporary
 // directory and imported. Covers a conv -> bn -> relu -> gemm model, every refusal import
 // promises (missing, truncated, corrupt, opset, unsupported ops, external data, symbolic
-// shapes), constant folding of shape chains, and the IR's editing operations.
+// shapes), constant folding of shape chains, the IR's editing operations, and `kiln inspect`.
 #include <unistd.h>
 
 #include <filesystem>
@@ -15,6 +15,7 @@
 #include "graph/ir.h"
 #include "graph/onnx_import.h"
 #include "graph/reference.h"
+#include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 using namespace kiln::graph;
@@ -423,4 +424,39 @@ TEST(GraphIr, NodesAreRemovableAndValuesRewired) {
     // A value read before it is produced breaks validate().
     std::swap(g.nodes[0].inputs[0], g.nodes[0].outputs[0]);
     EXPECT_THROW(g.validate(), kiln::Error);
+}
+
+// `kiln inspect` as a user runs it (docs/CLI.md): the model's summary on stdout; an unsupported
+// model is one `kiln:` line naming every unsupported op and exit 1; a bad file is exit 2.
+TEST_F(GraphImport, InspectCommand) {
+    using kiln::testing::run_kiln;
+    const std::string path = write(conv_bn_relu_gemm());
+    kiln::testing::Result r = run_kiln({"inspect", path, "--batch", "4"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    EXPECT_NE(r.out.find("opset    13"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("x  f32  [4,3,8,8]"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("y  f32  [4,2]"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("nodes    5"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Conv                "), std::string::npos) << r.out;
+    // 108 + 4 conv, 4 x 4 batch norm, 512 + 2 gemm
+    EXPECT_NE(r.out.find("parameters  642 values in 8 constants"), std::string::npos) << r.out;
+
+    onnx::ModelProto m = new_model();
+    add_input(m, "x", {1, 4});
+    add_node(m, "Erf", {"x"}, {"a"}, "erf_a");
+    add_node(m, "Sin", {"a"}, {"y"}, "sin_y");
+    add_output(m, "y", {1, 4});
+    const std::string unsupported = write(m, "unsupported.onnx");
+    kiln::testing::Result u = run_kiln({"inspect", unsupported});
+    EXPECT_EQ(u.code, 1) << u.out << u.err;
+    EXPECT_EQ(u.out, "");
+    auto err = kiln::testing::lines(u.err);
+    ASSERT_EQ(err.size(), 1u) << u.err;
+    EXPECT_EQ(err[0].rfind("kiln: " + unsupported + ": unsupported ops: Erf", 0), 0u) << err[0];
+    EXPECT_NE(err[0].find("Sin (1 node: 'sin_y')"), std::string::npos) << err[0];
+
+    kiln::testing::expect_bad_input({"inspect", dir_ + "/absent.onnx"}, "no such file");
+    const std::string garbage = write_bytes("not a model", "garbage.onnx");
+    kiln::testing::expect_bad_input({"inspect", garbage}, garbage);
 }

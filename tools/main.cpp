@@ -3,8 +3,9 @@
 //
 // Each subcommand lives in its own tools/cmd_<name>.cpp (see commands.h). Exit codes are part
 // of the interface (docs/CLI.md): 0 success, 1 a kernel computed a wrong result (for `kiln db`:
-// no record, or bad log lines), 2 bad input of any kind, always reported as a single `kiln:
-// <message>` line on stderr so scripts and tests can rely on it.
+// no record, or bad log lines; for `kiln inspect`: a model kiln does not support), 2 bad input of
+// any kind, always reported as a single `kiln: <message>` line on stderr so scripts and tests can
+// rely on it.
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
     kiln::tools::add_measure_one(app);
     kiln::tools::add_db(app);
     kiln::tools::add_cost_model(app);
+    kiln::tools::add_inspect(app);
     // After the subcommands, which would otherwise inherit it: each has its own examples.
     app.footer(
         "Examples:\n"
@@ -56,8 +58,10 @@ int main(int argc, char** argv) {
         "  kiln ops conv2d --shape c=32,h=28,w=28,k=32,r=3,s=3,pad=1\n"
         "  kiln bench-op conv2d --shape n=1,c=64,h=56,w=56,k=64,r=3,s=3,stride=1,pad=1\n"
         "  kiln db stats                          what the tuning database holds\n"
+        "  kiln inspect model.onnx                what kiln's importer makes of a model\n"
         "\n"
-        "Exit codes: 0 success, 1 wrong result (db: no record, or bad log lines), 2 bad input.\n"
+        "Exit codes: 0 success, 1 wrong result (db: no record, or bad log lines; inspect: a\n"
+        "model kiln does not support), 2 bad input.\n"
         "See docs/CLI.md.");
 
     try {

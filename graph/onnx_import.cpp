@@ -15,6 +15,7 @@
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
+#include <onnx/version_converter/convert.h>
 
 #include "graph/op.h"
 
@@ -171,6 +172,7 @@ class Importer {
 
     Graph run() {
         model_ = parse_model(path_);
+        upgrade_if_asked();
         graph_.opset = default_opset();
         graph_.name = model_.graph().name();
         const fs::path dir = fs::path(path_).parent_path();
@@ -208,6 +210,26 @@ class Importer {
         for (char& c : s)
             if (c == '\n' || c == '\r') c = ' ';
         return s;
+    }
+
+    void upgrade_if_asked() {
+        if (!options_.upgrade_old_opsets) return;
+        for (const auto& o : model_.opset_import()) {
+            if ((!o.domain().empty() && o.domain() != "ai.onnx") || o.version() >= kMinOpset)
+                continue;
+            const int64_t old = o.version();
+            try {
+                model_ = onnx::version_conversion::ConvertVersion(model_, kMinOpset);
+                // The converter keeps the old IR version, under which initializers must also
+                // be graph inputs; opset 11 came with IR version 6, which lifts that rule.
+                if (model_.ir_version() < 6) model_.set_ir_version(6);
+            } catch (const std::exception& e) {
+                throw ImportError(ImportFailure::opset, path_,
+                                  "opset " + std::to_string(old) + " could not be converted to " +
+                                      std::to_string(kMinOpset) + ": " + one_line(e.what()));
+            }
+            return;
+        }
     }
 
     int default_opset() const {

@@ -11,22 +11,24 @@ class ConvOp : public GraphOp {
     std::string type() const override { return "Conv"; }
     std::string limits() const override { return "f32; 1-D to 3-D"; }
 
-    static Window window(const Node& n, const Value& x, const Value& w) {
-        if (x.shape.size() < 3 || x.shape.size() != w.shape.size())
-            throw node_error(n, "input " + shape_string(x.shape) + " and weight " +
-                                    shape_string(w.shape) + " must have the same rank, >= 3");
-        std::vector<int64_t> spatial(x.shape.begin() + 2, x.shape.end());
-        std::vector<int64_t> kernel(w.shape.begin() + 2, w.shape.end());
+    // From the input's and the weight's shapes.
+    static Window window(const Node& n, const std::vector<int64_t>& x,
+                         const std::vector<int64_t>& w) {
+        if (x.size() < 3 || x.size() != w.size())
+            throw node_error(n, "input " + shape_string(x) + " and weight " + shape_string(w) +
+                                    " must have the same rank, >= 3");
+        std::vector<int64_t> spatial(x.begin() + 2, x.end());
+        std::vector<int64_t> kernel(w.begin() + 2, w.end());
         if (n.has_attr("kernel_shape") && n.attr_ints("kernel_shape") != kernel)
             throw node_error(n, "kernel_shape " + shape_string(n.attr_ints("kernel_shape")) +
-                                    " does not match the weight " + shape_string(w.shape));
+                                    " does not match the weight " + shape_string(w));
         return make_window(n, spatial, kernel, false, true);
     }
 
     std::vector<ValueType> infer(const Node& n, const Graph& g) const override {
         const Value& x = required_input(g, n, 0, "X");
         const Value& w = required_input(g, n, 1, "W");
-        Window win = window(n, x, w);
+        Window win = window(n, x.shape, w.shape);
         const int64_t group = n.attr_int("group", 1);
         const int64_t c = x.shape[1], m = w.shape[0];
         if (group < 1 || c % group != 0 || m % group != 0 || w.shape[1] * group != c)
@@ -47,10 +49,7 @@ class ConvOp : public GraphOp {
         const Tensor& xt = *in[0];
         const Tensor& wt = *in[1];
         const float* bias = in.size() > 2 && in[2] ? in[2]->data<float>() : nullptr;
-        Value xv, wv;
-        xv.shape = xt.shape;
-        wv.shape = wt.shape;
-        const Window win = window(n, xv, wv);
+        const Window win = window(n, xt.shape, wt.shape);
         const int64_t batch = xt.shape[0], c = xt.shape[1], m = wt.shape[0];
         const int64_t group = n.attr_int("group", 1);
         const int64_t cg = c / group, mg = m / group;

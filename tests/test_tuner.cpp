@@ -19,6 +19,7 @@
 #include "core/op.h"
 #include "db/database.h"
 #include "schedules/kernel.h"
+#include "schedules/space.h"
 #include "test_util.h"
 #include "tuner/model_eval.h"
 #include "tuner/tuner.h"
@@ -287,6 +288,63 @@ TEST(Tuner, RerunMeasuresNothingTwiceAndKeepsTheBest) {
     }
     ASSERT_TRUE(first.best && second.best);
     EXPECT_LE(second.best->median_ms, first.best->median_ms);
+}
+
+namespace {
+
+// Answers at once with a time made from the config's hash: for tests of the loop itself.
+class InstantRunner : public Runner {
+  public:
+    std::vector<Record> measure(const Workload& w, const std::vector<Config>& configs,
+                                const Target& t) override {
+        const int version = find_space(w.op).space(w, t).version;
+        std::vector<Record> out;
+        for (const Config& c : configs) {
+            Record r;
+            r.workload = w;
+            r.target_name = t.name;
+            r.target_halide = t.halide;
+            r.fingerprint = t.fingerprint;
+            r.config = c;
+            r.space_version = version;
+            r.median_ms = r.min_ms = 1.0 + static_cast<double>(c.hash() % 1000) / 1000.0;
+            r.repeats = 1;
+            r.kiln_version = "test";
+            r.time = utc_now();
+            out.push_back(std::move(r));
+        }
+        return out;
+    }
+    std::vector<Record> compare(const Workload& w, const std::vector<Config>& configs,
+                                const Target& t, int) override {
+        return measure(w, configs, t);
+    }
+};
+
+}  // namespace
+
+// A rerun of a long search continues with new configs: replaying the first run's draws made
+// every proposal a known config, and 64 misses in a row ended the rerun as "space exhausted".
+TEST(Tuner, RerunOfALongRandomSearchKeepsMeasuring) {
+    auto path = temp_db("long-resume.db");
+    InstantRunner runner;
+    Workload w = Workload::from_shape("dense", "m=4,n=24,k=16");
+    ASSERT_GT(find_space(w.op).space(w, host_target()).size(), 1e5);
+    TuneOptions o;
+    o.strategy = "random";
+    o.cost_model = false;
+    o.confirm_top = 0;
+    o.batch_size = 8;
+    o.trials = 200;
+    auto db = Database::open(path);
+    TuneResult first = tune(w, host_target(), *db, runner, o);
+    ASSERT_EQ(first.measured, 200);
+    o.trials = 40;
+    TuneResult second = tune(w, host_target(), *db, runner, o);
+    EXPECT_EQ(second.known, 200);
+    EXPECT_EQ(second.measured, 40) << second.stop_reason;
+    EXPECT_EQ(second.stop_reason, "trials");
+    EXPECT_EQ(db->records({}).size(), 240u);
 }
 
 TEST(Tuner, StopFlagEndsAfterTheCurrentBatch) {

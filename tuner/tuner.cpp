@@ -21,6 +21,19 @@ namespace kiln {
 
 namespace {
 
+// The seed unchanged for a fresh search; otherwise mixed (splitmix64) with the set of configs
+// measured already, in an order-independent way.
+uint64_t resume_seed(uint64_t seed, const std::unordered_set<uint64_t>& measured) {
+    if (measured.empty()) return seed;
+    uint64_t sum = 0;
+    for (uint64_t h : measured)
+        sum += h;
+    uint64_t z = seed ^ (sum + 0x9e3779b97f4a7c15ull * measured.size());
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
@@ -93,8 +106,15 @@ TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner
         guide = std::make_unique<Guide>(w, t, db, options.model, options.other_machine_weight);
         guide->learn_from_database(options.min_samples);
     }
+    // A rerun must not replay the draws of the run it continues: with the same seed its first
+    // proposals are the configs that run measured, and a known prefix of 64 draws reads as an
+    // exhausted space (a random slot gives up after 64 misses in a row): a resumed 1000-trial
+    // random search stopped after one new trial. The seed is mixed with what is measured already,
+    // so the same database and seed still propose the same configs.
+    SearchOptions search = options.search;
+    search.seed = resume_seed(options.search.seed, measured);
     auto strategy =
-        make_search(options.strategy, space, w, options.search, guide ? guide->scorer() : Scorer());
+        make_search(options.strategy, space, w, search, guide ? guide->scorer() : Scorer());
     if (!known_configs.empty()) strategy->observe(known_configs, known_ms);
 
     TuneProgress progress;

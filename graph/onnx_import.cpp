@@ -381,6 +381,7 @@ class Importer {
         n.source_index = index;
         const bool onnx_domain = p.domain().empty() || p.domain() == "ai.onnx";
         const GraphOp* op = onnx_domain ? find_graph_op(p.op_type()) : nullptr;
+        if (op && !op->is_onnx()) op = nullptr;  // kiln's fused ops are made by passes only
         std::vector<std::string> why;
         for (const auto& a : p.attribute())
             n.attrs[a.name()] = convert_attribute(a, why);

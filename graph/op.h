@@ -47,6 +47,9 @@ class GraphOp {
     // False for ops that read only their inputs' shapes (Shape): import folds them even when
     // their input is not a constant.
     virtual bool reads_input_data() const { return true; }
+    // False for kiln's own ops that passes create (kiln.Conv, kiln.Dense in graph/fused.h):
+    // import does not accept them from a model, and the node-test table leaves them out.
+    virtual bool is_onnx() const { return true; }
 };
 
 // nullptr for an op type kiln does not support.

@@ -8,6 +8,13 @@
 // they are the shapes, axes and indices that kiln's static-shape IR needs at import.
 //
 //   onnx_node_tests [--data DIR] [--filter TEXT] [--write-doc docs/GRAPH.md] [--verbose]
+//                   [--optimize]
+//
+// --optimize runs the graph passes (graph::optimize: BN folding, epilogue fusion, ...) after
+// import, so the same expected outputs check the rewritten graphs. The node tests feed weights
+// as inputs, so in this mode every named f32 input after the first is bound as a constant too
+// (a Conv's W and B, a Gemm's B and C, a BatchNormalization's parameters): what the passes
+// need to fold and fuse. It also counts the tests whose graph got kernel nodes.
 //
 // Prints one line per failure and the three counts. Exits 1 when a test of a supported op
 // fails, 77 (ctest's SKIP_RETURN_CODE) when DIR does not exist, else 0.
@@ -25,6 +32,7 @@
 
 #include "graph/onnx_import.h"
 #include "graph/op.h"
+#include "graph/passes.h"
 #include "graph/reference.h"
 
 namespace fs = std::filesystem;
@@ -45,6 +53,7 @@ struct TestResult {
     Outcome outcome = Outcome::passed;
     std::string why;            // for failed and skipped
     std::set<std::string> ops;  // op types the model uses
+    bool kernels = false;       // --optimize: the graph got kiln.Conv or kiln.Dense nodes
 };
 
 std::vector<fs::path> sorted_entries(const fs::path& dir, const std::string& prefix) {
@@ -82,7 +91,7 @@ std::string compare(const Tensor& got, const Tensor& want) {
     return "";
 }
 
-TestResult run_one(const fs::path& dir) {
+TestResult run_one(const fs::path& dir, bool optimized) {
     TestResult r;
     r.name = dir.filename().string();
     const std::string model = (dir / "model.onnx").string();
@@ -94,12 +103,15 @@ TestResult run_one(const fs::path& dir) {
             std::vector<Tensor> unnamed_inputs, unnamed_outputs;  // matched by position
             ImportOptions options;
             options.upgrade_old_opsets = true;
+            bool first = true;
             for (const fs::path& p : sorted_entries(set, "input_")) {
                 std::string name;
                 Tensor t = load_tensor_pb(p.string(), &name);
+                const bool weight = optimized && !first && t.dtype == kiln::DType::f32;
+                first = false;
                 if (name.empty())
                     unnamed_inputs.push_back(t);
-                else if (t.dtype == kiln::DType::i64 || t.dtype == kiln::DType::i32)
+                else if (t.dtype == kiln::DType::i64 || t.dtype == kiln::DType::i32 || weight)
                     options.constant_inputs[name] = t;
                 else
                     inputs[name] = t;
@@ -113,6 +125,11 @@ TestResult run_one(const fs::path& dir) {
                     expected[name] = t;
             }
             Graph g = import_onnx(model, options);
+            if (optimized) {
+                optimize(g);
+                for (const Node& n : g.nodes)
+                    r.kernels = r.kernels || n.op == "kiln.Conv" || n.op == "kiln.Dense";
+            }
             for (size_t i = 0; i < unnamed_inputs.size() && i < g.inputs.size(); ++i)
                 inputs[g.value(g.inputs[i]).name] = unnamed_inputs[i];
             for (size_t i = 0; i < unnamed_outputs.size() && i < g.outputs.size(); ++i)
@@ -162,7 +179,7 @@ TestResult run_one(const fs::path& dir) {
 }
 
 struct OpCounts {
-    int passed = 0, failed = 0, skipped = 0;
+    int passed = 0, failed = 0, skipped = 0, with_kernels = 0;
     std::vector<std::string> failed_names;
 };
 
@@ -170,7 +187,7 @@ std::string doc_section(const std::vector<TestResult>& results, int passed, int 
                         int skipped) {
     std::map<std::string, OpCounts> per_op;
     for (const GraphOp* op : all_graph_ops())
-        per_op[op->type()];
+        if (op->is_onnx()) per_op[op->type()];
     for (const TestResult& r : results)
         for (const std::string& op : r.ops) {
             auto it = per_op.find(op);
@@ -221,7 +238,7 @@ bool write_doc(const std::string& path, const std::string& section) {
 
 int main(int argc, char** argv) {
     std::string data = "/usr/share/libonnx-testdata/data/node", doc, filter;
-    bool verbose = false;
+    bool verbose = false, optimized = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--data" && i + 1 < argc)
@@ -232,10 +249,12 @@ int main(int argc, char** argv) {
             filter = argv[++i];
         else if (a == "--verbose")
             verbose = true;
+        else if (a == "--optimize")
+            optimized = true;
         else {
             std::fprintf(stderr,
                          "usage: onnx_node_tests [--data DIR] [--filter TEXT] "
-                         "[--write-doc FILE] [--verbose]\n");
+                         "[--write-doc FILE] [--verbose] [--optimize]\n");
             return 2;
         }
     }
@@ -245,12 +264,13 @@ int main(int argc, char** argv) {
         return kSkipCode;
     }
     std::vector<TestResult> results;
-    int passed = 0, failed = 0, skipped = 0;
+    int passed = 0, failed = 0, skipped = 0, with_kernels = 0;
     for (const fs::path& dir : sorted_entries(data, "test_")) {
         if (!filter.empty() && dir.filename().string().find(filter) == std::string::npos) continue;
         if (!fs::exists(dir / "model.onnx")) continue;
-        TestResult r = run_one(dir);
+        TestResult r = run_one(dir, optimized);
         if (r.outcome == Outcome::passed) ++passed;
+        if (r.outcome == Outcome::passed && r.kernels) ++with_kernels;
         if (r.outcome == Outcome::skipped) ++skipped;
         if (r.outcome == Outcome::failed) {
             ++failed;
@@ -263,6 +283,9 @@ int main(int argc, char** argv) {
     }
     std::printf("onnx node tests: %d passed, %d failed, %d skipped as unsupported (of %zu)\n",
                 passed, failed, skipped, results.size());
+    if (optimized)
+        std::printf("optimized: %d of the passed tests ran kiln.Conv or kiln.Dense nodes\n",
+                    with_kernels);
     if (!doc.empty() && !write_doc(doc, doc_section(results, passed, failed, skipped))) return 2;
     return failed ? 1 : 0;
 }

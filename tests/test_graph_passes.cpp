@@ -23,81 +23,16 @@
 #include "graph/passes.h"
 #include "graph/reference.h"
 #include "graph/tasks.h"
+#include "tests/onnx_models.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 using namespace kiln::graph;
+using namespace kiln::test_onnx;
 
 namespace {
 
 // ---- Building models -----------------------------------------------------------------------
-
-onnx::ModelProto new_model(int opset = 13) {
-    onnx::ModelProto m;
-    m.set_ir_version(8);
-    m.set_producer_name("kiln tests");
-    auto* op = m.add_opset_import();
-    op->set_domain("");
-    op->set_version(opset);
-    m.mutable_graph()->set_name("passes");
-    return m;
-}
-
-void set_type(onnx::ValueInfoProto* v, const std::string& name, const std::vector<int64_t>& shape) {
-    v->set_name(name);
-    auto* t = v->mutable_type()->mutable_tensor_type();
-    t->set_elem_type(onnx::TensorProto_DataType_FLOAT);
-    auto* s = t->mutable_shape();
-    for (int64_t d : shape)
-        s->add_dim()->set_dim_value(d);
-}
-
-void add_input(onnx::ModelProto& m, const std::string& name, const std::vector<int64_t>& shape) {
-    set_type(m.mutable_graph()->add_input(), name, shape);
-}
-
-void add_output(onnx::ModelProto& m, const std::string& name, const std::vector<int64_t>& shape) {
-    set_type(m.mutable_graph()->add_output(), name, shape);
-}
-
-void add_init(onnx::ModelProto& m, const std::string& name, const std::vector<int64_t>& shape,
-              const std::vector<float>& data) {
-    auto* t = m.mutable_graph()->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto_DataType_FLOAT);
-    for (int64_t d : shape)
-        t->add_dims(d);
-    for (float v : data)
-        t->add_float_data(v);
-}
-
-onnx::NodeProto* add_node(onnx::ModelProto& m, const std::string& op,
-                          const std::vector<std::string>& inputs,
-                          const std::vector<std::string>& outputs, const std::string& name) {
-    auto* n = m.mutable_graph()->add_node();
-    n->set_op_type(op);
-    n->set_name(name);
-    for (const auto& i : inputs)
-        n->add_input(i);
-    for (const auto& o : outputs)
-        n->add_output(o);
-    return n;
-}
-
-void set_ints(onnx::NodeProto* n, const std::string& key, const std::vector<int64_t>& v) {
-    auto* a = n->add_attribute();
-    a->set_name(key);
-    a->set_type(onnx::AttributeProto_AttributeType_INTS);
-    for (int64_t x : v)
-        a->add_ints(x);
-}
-
-void set_int(onnx::NodeProto* n, const std::string& key, int64_t v) {
-    auto* a = n->add_attribute();
-    a->set_name(key);
-    a->set_type(onnx::AttributeProto_AttributeType_INT);
-    a->set_i(v);
-}
 
 // Uniform values in [lo, hi), the same for the same seed.
 std::vector<float> uniform_values(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {

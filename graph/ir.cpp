@@ -37,8 +37,11 @@ Tensor Tensor::zeros(DType dtype, std::vector<int64_t> shape) {
     return t;
 }
 
-Tensor Tensor::from_f32(std::vector<int64_t> shape, const std::vector<float>& data) {
-    Tensor t = zeros(DType::f32, std::move(shape));
+namespace {
+
+template <class T>
+Tensor from_values(DType dtype, std::vector<int64_t> shape, const std::vector<T>& data) {
+    Tensor t = Tensor::zeros(dtype, std::move(shape));
     if (static_cast<int64_t>(data.size()) != t.numel())
         throw Error("tensor", "shape " + shape_string(t.shape) + " holds " +
                                   std::to_string(t.numel()) + " values, got " +
@@ -47,14 +50,14 @@ Tensor Tensor::from_f32(std::vector<int64_t> shape, const std::vector<float>& da
     return t;
 }
 
+}  // namespace
+
+Tensor Tensor::from_f32(std::vector<int64_t> shape, const std::vector<float>& data) {
+    return from_values(DType::f32, std::move(shape), data);
+}
+
 Tensor Tensor::from_i64(std::vector<int64_t> shape, const std::vector<int64_t>& data) {
-    Tensor t = zeros(DType::i64, std::move(shape));
-    if (static_cast<int64_t>(data.size()) != t.numel())
-        throw Error("tensor", "shape " + shape_string(t.shape) + " holds " +
-                                  std::to_string(t.numel()) + " values, got " +
-                                  std::to_string(data.size()));
-    std::memcpy(t.bytes.data(), data.data(), t.bytes.size());
-    return t;
+    return from_values(DType::i64, std::move(shape), data);
 }
 
 int64_t Tensor::numel() const {

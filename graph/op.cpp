@@ -103,6 +103,15 @@ int64_t normalize_axis(const Node& n, int64_t axis, int64_t rank) {
     return axis < 0 ? axis + rank : axis;
 }
 
+AxisSplit split_at_axis(const std::vector<int64_t>& shape, int64_t axis) {
+    AxisSplit s;
+    for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
+        if (d < axis) s.outer *= shape[d];
+        if (d > axis) s.inner *= shape[d];
+    }
+    return s;
+}
+
 std::vector<int64_t> strides_of(const std::vector<int64_t>& shape) {
     std::vector<int64_t> s(shape.size(), 1);
     for (int64_t i = static_cast<int64_t>(shape.size()) - 2; i >= 0; --i)

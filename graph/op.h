@@ -89,6 +89,12 @@ std::string require_outputs(const Node& n, size_t count);
 
 // An axis in [-rank, rank) made non-negative; throws node_error otherwise.
 int64_t normalize_axis(const Node& n, int64_t axis, int64_t rank);
+// The products of a shape's dimensions before and after `axis`: a tensor seen as
+// [outer, shape[axis], inner], which is how the axis ops (Gather, Concat, Split) walk it.
+struct AxisSplit {
+    int64_t outer = 1, inner = 1;
+};
+AxisSplit split_at_axis(const std::vector<int64_t>& shape, int64_t axis);
 // Row-major strides of a shape.
 std::vector<int64_t> strides_of(const std::vector<int64_t>& shape);
 // ONNX multidirectional (numpy) broadcasting of two shapes; throws node_error when they do not

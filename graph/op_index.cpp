@@ -111,11 +111,7 @@ class GatherOp : public GraphOp {
                   std::vector<Tensor>& out) const override {
         const auto& shape = in[0]->shape;
         const int64_t axis = normalize_axis(n, n.attr_int("axis", 0), shape.size());
-        int64_t outer = 1, inner = 1;
-        for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
-            if (d < axis) outer *= shape[d];
-            if (d > axis) inner *= shape[d];
-        }
+        const auto [outer, inner] = split_at_axis(shape, axis);
         const int64_t dim = shape[axis], es = element_size(in[0]->dtype);
         std::vector<int64_t> idx = in[1]->to_i64();
         for (int64_t& i : idx) {

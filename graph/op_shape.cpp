@@ -222,11 +222,7 @@ class ConcatOp : public MoveOp {
                   std::vector<Tensor>& out) const override {
         const auto& shape = out[0].shape;
         const int64_t axis = normalize_axis(n, n.attr_int("axis"), shape.size());
-        int64_t outer = 1, inner = 1;
-        for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
-            if (d < axis) outer *= shape[d];
-            if (d > axis) inner *= shape[d];
-        }
+        const auto [outer, inner] = split_at_axis(shape, axis);
         int64_t offset = 0;
         for (const Tensor* t : in) {
             const int64_t len = t->shape[axis] * inner;
@@ -277,11 +273,7 @@ class SplitOp : public MoveOp {
                   std::vector<Tensor>& out) const override {
         const auto& shape = in[0]->shape;
         const int64_t axis = normalize_axis(n, n.attr_int("axis", 0), shape.size());
-        int64_t outer = 1, inner = 1;
-        for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
-            if (d < axis) outer *= shape[d];
-            if (d > axis) inner *= shape[d];
-        }
+        const auto [outer, inner] = split_at_axis(shape, axis);
         std::vector<int64_t> sizes =
             parts(n, nullptr, in.size() > 1 ? in[1] : nullptr, opset, shape[axis]);
         int64_t offset = 0;

@@ -78,12 +78,10 @@ PassResult fold_constants(Graph& g, int64_t max_elements) {
 PassResult remove_identities(Graph& g) {
     PassResult r;
     std::vector<char> dead(g.nodes.size(), 0);
-    auto is_output = [&](ValueId v) {
-        return std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end();
-    };
-    auto is_input = [&](ValueId v) {
-        return std::find(g.inputs.begin(), g.inputs.end(), v) != g.inputs.end();
-    };
+    // Rewiring below never changes which values are graph inputs or outputs.
+    const Uses uses(g);
+    auto is_output = [&](ValueId v) { return uses.is_output[v] != 0; };
+    auto is_input = [&](ValueId v) { return uses.is_input[v] != 0; };
     for (size_t i = 0; i < g.nodes.size(); ++i) {
         Node& n = g.nodes[i];
         if ((n.op != "Identity" && n.op != "Dropout") || n.inputs.empty() ||

@@ -2,7 +2,12 @@
 // a model, its typed inputs and outputs, initializers, nodes and their attributes.
 #pragma once
 
+#include <stdlib.h>
+
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -104,5 +109,37 @@ inline void set_int(onnx::NodeProto* n, const std::string& key, int64_t v) {
     a->set_type(onnx::AttributeProto_AttributeType_INT);
     a->set_i(v);
 }
+
+// A temporary directory for model files, removed with the object.
+class ModelDir {
+  public:
+    ModelDir() {
+        char tmpl[] = "/tmp/kiln_models_XXXXXX";
+        if (!::mkdtemp(tmpl)) throw std::runtime_error("cannot make a temporary directory");
+        path_ = tmpl;
+    }
+    ~ModelDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    ModelDir(const ModelDir&) = delete;
+    ModelDir& operator=(const ModelDir&) = delete;
+
+    const std::string& path() const { return path_; }
+    std::string write(const onnx::ModelProto& m, const std::string& file = "model.onnx") const {
+        const std::string path = path_ + "/" + file;
+        std::ofstream f(path, std::ios::binary);
+        m.SerializeToOstream(&f);
+        return path;
+    }
+    std::string write_bytes(const std::string& bytes, const std::string& file) const {
+        const std::string path = path_ + "/" + file;
+        std::ofstream(path, std::ios::binary) << bytes;
+        return path;
+    }
+
+  private:
+    std::string path_;
+};
 
 }  // namespace kiln::test_onnx

@@ -35,23 +35,11 @@ std::vector<float> iota(size_t n, float scale = 1.0f) {
 
 class GraphImport : public ::testing::Test {
   protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/kiln_graph_XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override { fs::remove_all(dir_); }
-
     std::string write(const onnx::ModelProto& m, const std::string& file = "model.onnx") {
-        std::string path = (fs::path(dir_) / file).string();
-        std::ofstream f(path, std::ios::binary);
-        m.SerializeToOstream(&f);
-        return path;
+        return models_.write(m, file);
     }
     std::string write_bytes(const std::string& bytes, const std::string& file) {
-        std::string path = (fs::path(dir_) / file).string();
-        std::ofstream(path, std::ios::binary) << bytes;
-        return path;
+        return models_.write_bytes(bytes, file);
     }
 
     // The ImportError import_onnx(path) throws; fails the test when it does not throw.
@@ -65,7 +53,8 @@ class GraphImport : public ::testing::Test {
         return ImportError(ImportFailure::file, path, "imported");
     }
 
-    std::string dir_;
+    ModelDir models_;
+    const std::string dir_ = models_.path();
 };
 
 // x[N,3,8,8] -> Conv(4, 3x3, pad 1) -> BatchNormalization -> Relu -> Flatten -> Gemm -> y[N,2]

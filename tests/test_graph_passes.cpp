@@ -144,22 +144,9 @@ double max_rel_diff(const Outputs& a, const Outputs& b) {
 
 class GraphPasses : public ::testing::Test {
   protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/kiln_passes_XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override { fs::remove_all(dir_); }
+    Graph import(const onnx::ModelProto& m) { return import_onnx(models_.write(m)); }
 
-    std::string write(const onnx::ModelProto& m, const std::string& file = "model.onnx") {
-        std::string path = (fs::path(dir_) / file).string();
-        std::ofstream f(path, std::ios::binary);
-        m.SerializeToOstream(&f);
-        return path;
-    }
-    Graph import(const onnx::ModelProto& m) { return import_onnx(write(m)); }
-
-    std::string dir_;
+    ModelDir models_;
 };
 
 // x[1,3,8,8] -> Conv(4, 3x3, pad 1, bias) -> BatchNormalization -> Relu -> y
@@ -623,7 +610,7 @@ TEST_F(GraphPasses, DepthwiseAsymmetricPadsAndFallbacks) {
 // `kiln inspect --kernels` as a user runs it (docs/CLI.md).
 TEST_F(GraphPasses, InspectKernelsCommand) {
     using kiln::testing::run_kiln;
-    const std::string path = write(basic_block(false));
+    const std::string path = models_.write(basic_block(false));
     kiln::testing::Result r = run_kiln({"inspect", path, "--kernels"});
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.err, "");

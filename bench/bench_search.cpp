@@ -55,6 +55,7 @@ struct Options {
     int batch = 8;
     double share = 0.95;
     double min_time = 0.05;
+    double quiet_wait = 600;
     int retime_top = 8;
     int retime_rounds = 5;
     std::string doc = "docs/PERFORMANCE.md";
@@ -290,6 +291,9 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0.5, 1.0));
     app.add_option("--min-time", o.min_time, "seconds of timing per candidate")
         ->capture_default_str();
+    app.add_option("--quiet-wait", o.quiet_wait,
+                   "seconds each candidate waits for other processes to leave the cores")
+        ->capture_default_str();
     app.add_option("--retime-top", o.retime_top,
                    "the random search's fastest configs timed again to set the best (0: its "
                    "fastest single measurement)")
@@ -324,6 +328,7 @@ int main(int argc, char** argv) {
         RunnerOptions ro;
         ro.measure_binary = KILN_EXECUTABLE;
         ro.measure.min_time_s = o.min_time;
+        ro.measure.quiet_wait_s = o.quiet_wait;
         auto runner = make_process_runner(ro);
         const std::string random_path = o.dir + "/random.db";
 

@@ -55,6 +55,7 @@ TunedKiln tune_layer(const Layer& l, const float* input, const float* weight, ui
     RunnerOptions ro;
     ro.measure_binary = KILN_EXECUTABLE;
     ro.measure.min_time_s = o.min_time;
+    ro.measure.quiet_wait_s = o.quiet_wait;
     ro.measure.threads = o.threads;
     auto runner = make_process_runner(ro);
     TuneOptions to;

@@ -15,10 +15,11 @@
 namespace kiln::bench {
 
 struct TuneBenchOptions {
-    int trials = 0;         // new candidates per layer; 0 = no tuning
-    std::string db;         // tuning database; empty = a fresh file beside this executable
-    int threads = 0;        // Halide threads in the measuring children
-    double min_time = 0.1;  // seconds each candidate's timing repeats for
+    int trials = 0;           // new candidates per layer; 0 = no tuning
+    std::string db;           // tuning database; empty = a fresh file beside this executable
+    int threads = 0;          // Halide threads in the measuring children
+    double min_time = 0.1;    // seconds each candidate's timing repeats for
+    double quiet_wait = 600;  // seconds a candidate waits for other processes to leave the cores
 };
 
 // Opens (creating) the database the whole run tunes into; returns its path.

@@ -35,7 +35,7 @@ struct Record {
     Config config;
     int space_version = 0;
     RecordStatus status = RecordStatus::ok;
-    std::string error;           // why, for every status but ok
+    std::string error;  // why, for every status but ok; on an ok record, a note on its timing
     double compile_seconds = 0;  // builder's wall time
     double min_ms = 0;           // per run, over the repeats; 0 unless ok
     double median_ms = 0;

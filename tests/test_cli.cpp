@@ -243,14 +243,14 @@ TEST(Cli, TuneOpRecordsAndBenchOpUsesTheBest) {
     std::filesystem::remove(db);
     const std::string shape = "m=3,n=20,k=8";
     Result t = run_kiln({"tune-op", "dense", "--shape", shape, "--db", db, "--trials", "3",
-                         "--batch", "3", "--min-time", "0.01"});
+                         "--batch", "3", "--min-time", "0.01", "--quiet-wait", "0"});
     ASSERT_EQ(t.code, 0) << t.out << t.err;
     EXPECT_NE(t.out.find("stopped   trials: 3 measured"), std::string::npos) << t.out;
     EXPECT_NE(t.out.find("best "), std::string::npos) << t.out;
     EXPECT_NE(t.err.find("3/3 trials"), std::string::npos) << t.err;  // plain progress lines
 
     Result again = run_kiln({"tune-op", "dense", "--shape", shape, "--db", db, "--trials", "2",
-                             "--batch", "2", "--min-time", "0.01"});
+                             "--batch", "2", "--min-time", "0.01", "--quiet-wait", "0"});
     ASSERT_EQ(again.code, 0) << again.err;
     EXPECT_NE(again.out.find("3 already in the database"), std::string::npos) << again.out;
 

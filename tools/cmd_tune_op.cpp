@@ -40,6 +40,7 @@ struct TuneOpOptions {
     int parallel_builds = 2;
     double min_time = 0.1;
     double run_timeout = 30;
+    double quiet_wait = 30;
     bool no_cost_model = false;
     TuneOptions tune;
 };
@@ -139,6 +140,7 @@ void run_tune_op(TuneOpOptions& o) {
     ro.measure_binary = self_executable();
     ro.parallel_builds = o.parallel_builds;
     ro.run_timeout_s = o.run_timeout;
+    ro.measure.quiet_wait_s = o.quiet_wait;
     ro.measure.min_time_s = o.min_time;
     ro.measure.threads = o.threads;
     auto runner = make_process_runner(ro);
@@ -245,6 +247,11 @@ void add_tune_op(CLI::App& app) {
                     "Seconds a candidate may take to verify and time before it is killed")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    cmd->add_option("--quiet-wait", o->quiet_wait,
+                    "Seconds to wait, per candidate, for other processes to leave the cores "
+                    "before timing it (a record timed while they did not says so; 0: no waiting)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
     cmd->footer(
         "Ctrl-C finishes the candidate being timed, commits and exits; the same command again\n"
         "continues. A crash, hang or wrong answer of a candidate is recorded, never fatal.\n\n"

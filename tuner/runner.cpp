@@ -28,6 +28,7 @@
 #include <filesystem>
 #include <istream>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <thread>
 
@@ -38,6 +39,7 @@
 #include "core/op.h"
 #include "schedules/kernel.h"
 #include "schedules/verify.h"
+#include "tuner/load.h"
 
 extern char** environ;
 
@@ -55,10 +57,11 @@ double seconds_since(Clock::time_point start) {
 // The request, shared by both sides.
 
 json measure_to_json(const MeasureOptions& m) {
-    return {{"min_time_s", m.min_time_s},          {"min_repeats", m.min_repeats},
-            {"warmup_runs", m.warmup_runs},        {"threads", m.threads},
-            {"verify_seed", m.verify_seed},        {"tolerance", m.tolerance},
-            {"reference_cache", m.reference_cache}};
+    return {{"min_time_s", m.min_time_s},           {"min_repeats", m.min_repeats},
+            {"warmup_runs", m.warmup_runs},         {"threads", m.threads},
+            {"verify_seed", m.verify_seed},         {"tolerance", m.tolerance},
+            {"reference_cache", m.reference_cache}, {"quiet_wait_s", m.quiet_wait_s},
+            {"max_other_load", m.max_other_load}};
 }
 
 MeasureOptions measure_from_json(const json& j) {
@@ -71,6 +74,8 @@ MeasureOptions measure_from_json(const json& j) {
     m.verify_seed = j.value("verify_seed", m.verify_seed);
     m.tolerance = j.value("tolerance", m.tolerance);
     m.reference_cache = j.value("reference_cache", m.reference_cache);
+    m.quiet_wait_s = j.value("quiet_wait_s", m.quiet_wait_s);
+    m.max_other_load = j.value("max_other_load", m.max_other_load);
     return m;
 }
 
@@ -115,6 +120,12 @@ double median_of(std::vector<double> v) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// The note an ok record carries when other processes were busy while it was timed.
+std::string load_note(double load, const MeasureOptions& m) {
+    if (load <= m.max_other_load) return "";
+    return fmt::format("timed while other processes kept {:.2f} cores busy", load);
+}
+
 // Each run is timed on its own: min and median over single runs show both the best case and
 // the typical one, and a run disturbed by other work only moves the median.
 std::vector<double> timed_runs(Kernel& kernel, const std::vector<const float*>& inputs, float* out,
@@ -145,12 +156,25 @@ json verify_and_time(const Workload& w, Kernel& kernel, const MeasureOptions& m)
 
     for (int i = 0; i < m.warmup_runs; ++i)
         kernel.run(ptrs, out.data());
-    std::vector<double> ms = timed_runs(kernel, ptrs, out.data(), m.min_time_s, m.min_repeats);
+    // Timed again, after waiting for quiet, while other processes were busy during the runs:
+    // the parent let this candidate go in a quiet moment, but other work may start any time.
+    auto start = Clock::now();
+    std::vector<double> ms;
+    double load = 0;
+    for (;;) {
+        CpuSample a = cpu_sample();
+        ms = timed_runs(kernel, ptrs, out.data(), m.min_time_s, m.min_repeats);
+        load = other_load(a, cpu_sample());
+        double left = m.quiet_wait_s - seconds_since(start);
+        if (load <= m.max_other_load || left <= 0) break;  // past the budget, it stands, noted
+        wait_for_quiet(m.max_other_load, left);
+    }
     return {{"phase", "done"},
             {"status", "ok"},
             {"min_ms", *std::min_element(ms.begin(), ms.end())},
             {"median_ms", median_of(ms)},
-            {"repeats", static_cast<int>(ms.size())}};
+            {"repeats", static_cast<int>(ms.size())},
+            {"other_load", load}};
 }
 
 // The child's comparison mode (a request with "configs"): every config compiled and verified,
@@ -474,7 +498,9 @@ void ProcessRunner::on_line(Child& c, const std::string& line, Record& r) {
         r.repeats = j.value("repeats", 0);
     }
     reap(c, false);
-    finish(c, r, it->second, j.value("error", ""));
+    finish(c, r, it->second,
+           it->second == RecordStatus::ok ? load_note(j.value("other_load", 0.0), o_.measure)
+                                          : j.value("error", ""));
 }
 
 void ProcessRunner::check_can_measure(const Target& t) const {
@@ -524,8 +550,21 @@ std::vector<Record> ProcessRunner::measure(const Workload& w, const std::vector<
     const int builds = std::max(1, o_.parallel_builds);
     // Compiled children wait, each holding its JIT kernel in memory; bound how many.
     const size_t max_alive = static_cast<size_t>(2 * builds);
+    // A measuring child may spend its quiet budget waiting for other processes too.
     const auto run_timeout = std::chrono::duration_cast<Clock::duration>(
-        std::chrono::duration<double>(o_.run_timeout_s));
+        std::chrono::duration<double>(o_.run_timeout_s + std::max(0.0, o_.measure.quiet_wait_s)));
+    // A candidate goes once other processes are quiet, or the quiet budget is spent waiting.
+    const MeasureOptions& m = o_.measure;
+    std::optional<Clock::time_point> waiting_since;
+    auto quiet = [&] {
+        if (m.quiet_wait_s <= 0) return true;
+        if (!waiting_since) waiting_since = Clock::now();
+        if (seconds_since(*waiting_since) < m.quiet_wait_s &&
+            wait_for_quiet(m.max_other_load, 0) > m.max_other_load)
+            return false;
+        waiting_since.reset();
+        return true;
+    };
 
     size_t next = 0;
     std::deque<std::unique_ptr<Child>> alive;
@@ -555,7 +594,7 @@ std::vector<Record> ProcessRunner::measure(const Workload& w, const std::vector<
         // timed runs), otherwise start compiles up to the limits.
         bool measuring = count(Child::State::measuring) > 0;
         if (!stopping && !measuring && count(Child::State::compiling) == 0 &&
-            count(Child::State::queued) > 0) {
+            count(Child::State::queued) > 0 && quiet()) {
             auto it = std::find_if(alive.begin(), alive.end(),
                                    [](const auto& c) { return c->state == Child::State::queued; });
             Child& c = **it;
@@ -616,7 +655,8 @@ std::vector<Record> ProcessRunner::measure(const Workload& w, const std::vector<
             reap(c, true);
             finish(c, r, RecordStatus::timeout,
                    fmt::format("no answer within {:g} s ({})",
-                               compiling ? o_.compile_timeout_s : o_.run_timeout_s,
+                               compiling ? o_.compile_timeout_s
+                                         : o_.run_timeout_s + std::max(0.0, m.quiet_wait_s),
                                compiling ? "compile" : "run"));
         }
         for (auto& cp : alive) {
@@ -672,12 +712,13 @@ std::vector<Record> ProcessRunner::compare(const Workload& w, const std::vector<
         if (wait_ms.count() < 0) {
             bool compiling = c.state == Child::State::compiling;
             reap(c, true);
-            finish(
-                c, child_record, RecordStatus::timeout,
-                fmt::format("comparison child gave no answer within {:.0f} s ({})",
-                            compiling ? o_.compile_timeout_s * n
-                                      : (o_.run_timeout_s + 2 * o_.measure.min_time_s) * n * rounds,
-                            compiling ? "compile" : "run"));
+            finish(c, child_record, RecordStatus::timeout,
+                   fmt::format("comparison child gave no answer within {:.0f} s ({})",
+                               compiling
+                                   ? o_.compile_timeout_s * n
+                                   : (o_.run_timeout_s + 2 * o_.measure.min_time_s) * n * rounds +
+                                         std::max(0.0, o_.measure.quiet_wait_s) * n,
+                               compiling ? "compile" : "run"));
             break;
         }
         pollfd fds[2] = {{c.out_fd, POLLIN, 0}, {c.err_fd, POLLIN, 0}};
@@ -697,7 +738,10 @@ std::vector<Record> ProcessRunner::compare(const Workload& w, const std::vector<
             if (phase == "compiled" && c.state == Child::State::compiling) {
                 child_record.space_version = j.value("space_version", 0);
                 c.state = Child::State::measuring;
-                set_deadline((o_.run_timeout_s + 2 * o_.measure.min_time_s) * n * rounds);
+                const MeasureOptions& m = o_.measure;
+                if (m.quiet_wait_s > 0) wait_for_quiet(m.max_other_load, m.quiet_wait_s);
+                set_deadline((o_.run_timeout_s + 2 * m.min_time_s) * n * rounds +
+                             std::max(0.0, m.quiet_wait_s) * n);
                 write_all(c.in_fd, "go\n");
             } else if (phase == "done") {
                 answer = j;
@@ -729,6 +773,7 @@ std::vector<Record> ProcessRunner::compare(const Workload& w, const std::vector<
             r.min_ms = j.value("min_ms", 0.0);
             r.median_ms = j.value("median_ms", 0.0);
             r.repeats = j.value("repeats", 0);
+            r.error = load_note(j.value("other_load", 0.0), o_.measure);
         }
     }
     return records;

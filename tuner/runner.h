@@ -33,6 +33,13 @@ struct MeasureOptions {
     // next candidates (reference_output(), schedules/verify.h); empty: computed every time.
     // A ProcessRunner given none makes a temporary one for its lifetime.
     std::string reference_cache;
+    // A quiet machine (docs/MEASUREMENT.md): a candidate is timed only while other processes
+    // keep at most `max_other_load` cores busy. The parent waits up to `quiet_wait_s` for such a
+    // moment before it lets a candidate run; the child measures the load of its timed runs and
+    // times again (after waiting for quiet, within the same budget) when it was above. A
+    // record timed above it anyway says so in its note. 0: no waiting, the load is only noted.
+    double quiet_wait_s = 0;
+    double max_other_load = 0.25;
 };
 
 struct RunnerOptions {

@@ -51,6 +51,8 @@ int main(int argc, char** argv) {
     kiln::tools::add_db(app);
     kiln::tools::add_cost_model(app);
     kiln::tools::add_inspect(app);
+    kiln::tools::add_compile(app);
+    kiln::tools::add_run(app);
     // After the subcommands, which would otherwise inherit it: each has its own examples.
     app.footer(
         "Examples:\n"
@@ -59,6 +61,8 @@ int main(int argc, char** argv) {
         "  kiln bench-op conv2d --shape n=1,c=64,h=56,w=56,k=64,r=3,s=3,stride=1,pad=1\n"
         "  kiln db stats                          what the tuning database holds\n"
         "  kiln inspect model.onnx                what kiln's importer makes of a model\n"
+        "  kiln compile model.onnx -o out/m       a static library with a C API\n"
+        "  kiln run out/m --bench                 run it: outputs, latency\n"
         "\n"
         "Exit codes: 0 success, 1 wrong result (db: no record, or bad log lines; inspect: a\n"
         "model kiln does not support), 2 bad input.\n"

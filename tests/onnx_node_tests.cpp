@@ -1,5 +1,5 @@
 // The ONNX backend node tests (Debian's libonnx-testdata) run through kiln's importer and
-// reference interpreter.
+// reference interpreter, or through the Halide lowerings (--halide).
 //
 // Each directory under the data folder holds model.onnx and test_data_set_*/ with input_*.pb
 // and output_*.pb. A model that import refuses as unsupported (an op, a dtype, a variant, an
@@ -8,13 +8,18 @@
 // they are the shapes, axes and indices that kiln's static-shape IR needs at import.
 //
 //   onnx_node_tests [--data DIR] [--filter TEXT] [--write-doc docs/GRAPH.md] [--verbose]
-//                   [--optimize]
+//                   [--optimize] [--halide]
 //
 // --optimize runs the graph passes (graph::optimize: BN folding, epilogue fusion, ...) after
 // import, so the same expected outputs check the rewritten graphs. The node tests feed weights
 // as inputs, so in this mode every named f32 input after the first is bound as a constant too
 // (a Conv's W and B, a Gemm's B and C, a BatchNormalization's parameters): what the passes
 // need to fold and fuse. It also counts the tests whose graph got kernel nodes.
+//
+// --halide evaluates the graph node by node with evaluate_halide (graph/halide_ops.h), each
+// node's outputs feeding the next, instead of the reference interpreter: the check of every
+// Halide lowering. A test whose graph has a node without a lowering is skipped as unsupported.
+// With --optimize too, the fused kiln.Conv and kiln.Dense nodes run through their lowerings.
 //
 // Prints one line per failure and the three counts. Exits 1 when a test of a supported op
 // fails, 77 (ctest's SKIP_RETURN_CODE) when DIR does not exist, else 0.
@@ -30,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "graph/halide_ops.h"
 #include "graph/onnx_import.h"
 #include "graph/op.h"
 #include "graph/passes.h"
@@ -54,7 +60,49 @@ struct TestResult {
     std::string why;            // for failed and skipped
     std::set<std::string> ops;  // op types the model uses
     bool kernels = false;       // --optimize: the graph got kiln.Conv or kiln.Dense nodes
+    bool halide = false;        // --halide: at least one node ran through Halide (some graphs
+                                // fold to constants at import and have none)
 };
+
+struct Mode {
+    bool optimized = false;  // --optimize
+    bool halide = false;     // --halide
+};
+
+// The op type of the first node without a Halide lowering, or "".
+std::string unlowered_op(const Graph& g) {
+    for (const Node& n : g.nodes)
+        if (!find_halide_lowering(n.op)) return n.op;
+    return "";
+}
+
+// The graph run node by node through evaluate_halide, as evaluate_reference runs it through
+// the references; every graph output by name.
+std::map<std::string, Tensor> evaluate_halide_graph(const Graph& g,
+                                                    const std::map<std::string, Tensor>& inputs) {
+    std::map<ValueId, Tensor> computed;
+    for (const auto& [name, t] : inputs)
+        computed[g.find_value(name)] = t;
+    auto tensor_of = [&](ValueId id) -> const Tensor* {
+        if (id == kNoId) return nullptr;
+        if (auto it = computed.find(id); it != computed.end()) return &it->second;
+        if (g.value(id).is_constant()) return g.value(id).data.get();
+        throw kiln::Error("graph", "value '" + g.value(id).name + "' is not computed");
+    };
+    for (const Node& n : g.nodes) {
+        std::vector<const Tensor*> in;
+        for (ValueId id : n.inputs)
+            in.push_back(tensor_of(id));
+        std::vector<Tensor> out;
+        evaluate_halide(n, g, in, out);
+        for (size_t k = 0; k < out.size() && k < n.outputs.size(); ++k)
+            computed[n.outputs[k]] = std::move(out[k]);
+    }
+    std::map<std::string, Tensor> result;
+    for (ValueId id : g.outputs)
+        result[g.value(id).name] = *tensor_of(id);
+    return result;
+}
 
 std::vector<fs::path> sorted_entries(const fs::path& dir, const std::string& prefix) {
     std::vector<fs::path> out;
@@ -91,7 +139,8 @@ std::string compare(const Tensor& got, const Tensor& want) {
     return "";
 }
 
-TestResult run_one(const fs::path& dir, bool optimized) {
+TestResult run_one(const fs::path& dir, Mode mode) {
+    const bool optimized = mode.optimized;
     TestResult r;
     r.name = dir.filename().string();
     const std::string model = (dir / "model.onnx").string();
@@ -134,7 +183,16 @@ TestResult run_one(const fs::path& dir, bool optimized) {
                 inputs[g.value(g.inputs[i]).name] = unnamed_inputs[i];
             for (size_t i = 0; i < unnamed_outputs.size() && i < g.outputs.size(); ++i)
                 expected[g.value(g.outputs[i]).name] = unnamed_outputs[i];
-            std::map<std::string, Tensor> got = evaluate_reference(g, inputs);
+            if (mode.halide) {
+                if (std::string op = unlowered_op(g); !op.empty()) {
+                    r.outcome = Outcome::skipped;
+                    r.why = "no Halide lowering for " + op;
+                    return r;
+                }
+                r.halide = r.halide || !g.nodes.empty();
+            }
+            std::map<std::string, Tensor> got =
+                mode.halide ? evaluate_halide_graph(g, inputs) : evaluate_reference(g, inputs);
             for (const auto& [name, want] : expected) {
                 auto it = got.find(name);
                 if (it == got.end()) {
@@ -171,6 +229,11 @@ TestResult run_one(const fs::path& dir, bool optimized) {
             e.kind() == ImportFailure::unsupported || e.kind() == ImportFailure::opset;
         r.outcome = unsupported ? Outcome::skipped : Outcome::failed;
         r.why = e.what();
+    } catch (const Declined& e) {
+        // --halide: a lowering that cannot take this variant of its op (an integer input
+        // computed at run time, an integer output) says so; the node is unsupported there.
+        r.outcome = mode.halide ? Outcome::skipped : Outcome::failed;
+        r.why = e.what();
     } catch (const std::exception& e) {
         r.outcome = Outcome::failed;
         r.why = e.what();
@@ -179,7 +242,7 @@ TestResult run_one(const fs::path& dir, bool optimized) {
 }
 
 struct OpCounts {
-    int passed = 0, failed = 0, skipped = 0, with_kernels = 0;
+    int passed = 0, failed = 0, skipped = 0, with_kernels = 0, with_halide = 0;
     std::vector<std::string> failed_names;
 };
 
@@ -238,7 +301,8 @@ bool write_doc(const std::string& path, const std::string& section) {
 
 int main(int argc, char** argv) {
     std::string data = "/usr/share/libonnx-testdata/data/node", doc, filter;
-    bool verbose = false, optimized = false;
+    bool verbose = false;
+    Mode mode;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--data" && i + 1 < argc)
@@ -250,13 +314,21 @@ int main(int argc, char** argv) {
         else if (a == "--verbose")
             verbose = true;
         else if (a == "--optimize")
-            optimized = true;
+            mode.optimized = true;
+        else if (a == "--halide")
+            mode.halide = true;
         else {
             std::fprintf(stderr,
                          "usage: onnx_node_tests [--data DIR] [--filter TEXT] "
-                         "[--write-doc FILE] [--verbose] [--optimize]\n");
+                         "[--write-doc FILE] [--verbose] [--optimize] [--halide]\n");
             return 2;
         }
+    }
+    if (mode.halide && !doc.empty()) {
+        std::fprintf(stderr,
+                     "onnx_node_tests: --write-doc documents the reference interpreter's "
+                     "counts; run it without --halide\n");
+        return 2;
     }
     if (!fs::is_directory(data)) {
         std::printf("onnx_node_tests: SKIPPED: %s does not exist (install libonnx-testdata)\n",
@@ -264,13 +336,14 @@ int main(int argc, char** argv) {
         return kSkipCode;
     }
     std::vector<TestResult> results;
-    int passed = 0, failed = 0, skipped = 0, with_kernels = 0;
+    int passed = 0, failed = 0, skipped = 0, with_kernels = 0, with_halide = 0;
     for (const fs::path& dir : sorted_entries(data, "test_")) {
         if (!filter.empty() && dir.filename().string().find(filter) == std::string::npos) continue;
         if (!fs::exists(dir / "model.onnx")) continue;
-        TestResult r = run_one(dir, optimized);
+        TestResult r = run_one(dir, mode);
         if (r.outcome == Outcome::passed) ++passed;
         if (r.outcome == Outcome::passed && r.kernels) ++with_kernels;
+        if (r.outcome == Outcome::passed && r.halide) ++with_halide;
         if (r.outcome == Outcome::skipped) ++skipped;
         if (r.outcome == Outcome::failed) {
             ++failed;
@@ -283,7 +356,12 @@ int main(int argc, char** argv) {
     }
     std::printf("onnx node tests: %d passed, %d failed, %d skipped as unsupported (of %zu)\n",
                 passed, failed, skipped, results.size());
-    if (optimized)
+    if (mode.halide)
+        std::printf(
+            "halide: %d of the passed tests ran nodes through Halide (the others' graphs "
+            "fold to constants at import)\n",
+            with_halide);
+    if (mode.optimized)
         std::printf("optimized: %d of the passed tests ran kiln.Conv or kiln.Dense nodes\n",
                     with_kernels);
     if (!doc.empty() && !write_doc(doc, doc_section(results, passed, failed, skipped))) return 2;

@@ -74,7 +74,10 @@ void compile_kernels(const fs::path& dir, const Halide::Target& target) {
 // What `kiln compile` generates, by hand: dense row-major tensors become halide_buffer_t's
 // whose dim[0] is the last (contiguous) axis; the intermediate lives in the arena.
 const char* kGlue = R"(/* test glue, written by tests/runtime/test_runtime.cpp */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "HalideRuntime.h"
 #include "kiln/model_def.h"
@@ -131,6 +134,34 @@ static int greedy_run(void* ctx, uint8_t* arena, const void* const* in, void* co
 static const kiln_model_def greedy = {KILN_MODEL_ABI, "greedy", "host", 0, 0, NULL, NULL, 0,
                                       greedy_run};
 const kiln_model_def* kiln_model_greedy(void) { return &greedy; }
+
+/* A model whose one output is how many threads ran the tasks of a parallel loop, called
+ * through Halide's halide_do_par_for as a kernel does. One instance at a time. */
+static pthread_mutex_t seen_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t seen[64];
+static int num_seen;
+static int note_thread(void* ctx, int index, uint8_t* closure) {
+    struct timespec pause = {0, 300000};
+    int i;
+    pthread_mutex_lock(&seen_mutex);
+    for (i = 0; i < num_seen && !pthread_equal(seen[i], pthread_self()); ++i) {
+    }
+    if (i == num_seen && num_seen < 64) seen[num_seen++] = pthread_self();
+    pthread_mutex_unlock(&seen_mutex);
+    nanosleep(&pause, NULL);
+    return 0;
+}
+static int threads_run(void* ctx, uint8_t* arena, const void* const* in, void* const* out) {
+    int rc;
+    num_seen = 0;
+    rc = halide_do_par_for(ctx, note_thread, 0, 64, NULL);
+    *(int32_t*)out[0] = num_seen;
+    return rc;
+}
+static const kiln_tensor_def count_def[1] = {{"threads", KILN_I32, 1, {1}}};
+static const kiln_model_def threads_model = {KILN_MODEL_ABI, "threads", "host", 0, 1, NULL,
+                                             count_def, 0, threads_run};
+const kiln_model_def* kiln_model_threads(void) { return &threads_model; }
 )";
 
 // The application side, in C; exits 0 when every check passes.
@@ -150,6 +181,7 @@ const char* kTestProgram = R"(/* test program, written by tests/runtime/test_run
 
 const kiln_model_def* kiln_model_test_model(void);
 const kiln_model_def* kiln_model_greedy(void);
+const kiln_model_def* kiln_model_threads(void);
 
 /* Every allocation made by the linked objects (kiln, the glue, Halide's runtime), through
  * -Wl,--wrap. */
@@ -280,6 +312,23 @@ int main(void) {
         CHECK(r1.wrong == 0 && r2.wrong == 0, "wrong results: %d %d", r1.wrong, r2.wrong);
         CHECK(memcmp(r1.out, r2.out, sizeof(r1.out)) == 0, "threads 1 and 2 differ");
         printf("ok: 2 x 200 concurrent runs (threads 1 and 2) agree, no allocation\n");
+    }
+
+    /* Each instance runs parallel loops on its own number of threads. */
+    {
+        static const int threads[3] = {1, 2, 4};
+        int32_t used[3] = {0, 0, 0};
+        for (i = 0; i < 3; ++i) {
+            kiln_instance* t = create(kiln_model_threads(), threads[i]);
+            void* count[1] = {&used[i]};
+            if (t == NULL) continue;
+            CHECK(kiln_run(t, NULL, count) == KILN_OK, "%s", kiln_last_error(t));
+            kiln_destroy(t);
+        }
+        CHECK(used[0] == 1 && used[1] == 2 && used[2] >= 2 && used[2] <= 4,
+              "threads used: %d %d %d", used[0], used[1], used[2]);
+        printf("ok: a 64-task loop ran on %d, %d, %d threads with threads = 1, 2, 4\n", used[0],
+               used[1], used[2]);
     }
 
     /* Bad arguments. */

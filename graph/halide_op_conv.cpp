@@ -36,19 +36,12 @@ Func define_conv(const Node& n, const Graph& g, const std::vector<HalideTensor>&
     const std::vector<int64_t> shape = output_types(n, g).at(0).shape;
     const size_t lead = 3 - sr;  // the window's unused leading dimensions
 
-    // Zero outside the input's spatial extent, only where a pad reaches past it.
+    // Zero outside the input's spatial extent, where a pad reaches past it.
     HalideTensor padded = x;
     bool pads = false;
     for (size_t d = 0; d < sr; ++d)
         pads = pads || win.pad_begin[lead + d] > 0 || win.pad_end[lead + d] > 0;
-    if (pads) {
-        Halide::Region bounds;  // Halide order: spatial dims first, then C and N unbounded
-        for (size_t d = sr; d-- > 0;)
-            bounds.push_back({0, i32(x.shape[2 + d])});
-        bounds.push_back({Expr(), Expr()});
-        bounds.push_back({Expr(), Expr()});
-        padded.f = Halide::BoundaryConditions::constant_exterior(x.f, 0.0f, bounds);
-    }
+    if (pads) padded.f = padded_spatial(x, 0.0f);
 
     // The reduction: kernel dims innermost (the last spatial one first), input channels outer.
     std::vector<Halide::Range> ranges;

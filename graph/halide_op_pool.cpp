@@ -3,9 +3,9 @@
 // count_include_pad), GlobalAveragePool and GlobalMaxPool.
 //
 // The window geometry is graph/window.h's, the one the references use. Each output element is
-// an inline reduction over the window; reads outside the input are masked (and clamped, so that
-// Halide's bounds stay inside the input). AveragePool's divisor is counted in closed form per
-// dimension instead of in the reduction.
+// an inline reduction over the window of a padded copy of the input (the reduction's neutral
+// value outside it). AveragePool's divisor is counted in closed form per dimension instead of
+// in the reduction.
 #include <cmath>
 
 #include "graph/halide_op_helpers.h"
@@ -40,19 +40,20 @@ class PoolLowering : public HalideLowering {
         for (size_t d = sr; d-- > 0;)
             ranges.push_back({0, i32(win.kernel[lead + d])});
         Halide::RDom r(ranges);
+        // Windows reach past the input into pads and, with ceil_mode, beyond them: read there
+        // as the neutral value of the reduction, so that the loop reads without masks.
+        HalideTensor padded = x;
+        padded.f = padded_spatial(x, max_ ? -INFINITY : 0.0f);
 
         return {make_func(max_ ? "max_pool" : "avg_pool", shape.size(), [&](const Coords& c) {
             Coords xc = {c[0], c[1]};
-            Expr inside = Halide::Internal::const_true();
             Expr count = 1;
             for (size_t d = 0; d < sr; ++d) {
                 const size_t i = lead + d;
                 const int64_t dim = win.in[i], stride = win.stride[i], dil = win.dilation[i];
                 const int64_t pad = win.pad_begin[i], k = win.kernel[i];
                 Expr base = c[2 + d] * i32(stride) - i32(pad);
-                Expr pos = base + r[static_cast<int>(sr - 1 - d)] * i32(dil);
-                inside = inside && pos >= 0 && pos < i32(dim);
-                xc.push_back(Halide::clamp(pos, 0, i32(dim - 1)));
+                xc.push_back(base + r[static_cast<int>(sr - 1 - d)] * i32(dil));
                 if (!max_) {
                     // The window positions k with lo <= base + k * dil < hi: the input's (or,
                     // with count_include_pad, the padded input's) extent, never what ceil_mode
@@ -64,8 +65,8 @@ class PoolLowering : public HalideLowering {
                     count = count * Halide::max(0, last - first + 1);
                 }
             }
-            if (max_) return Halide::maximum(r, Halide::select(inside, at(x, xc), -INFINITY));
-            Expr total = Halide::sum(r, Halide::select(inside, at(x, xc), 0.0f));
+            if (max_) return Halide::maximum(r, at(padded, xc));
+            Expr total = Halide::sum(r, at(padded, xc));
             return Halide::select(count > 0, total / Halide::cast<float>(count), 0.0f);
         })};
     }

@@ -161,6 +161,19 @@ Halide::Expr broadcast_at(const HalideTensor& t, const Coords& c) {
     return at(t, own);
 }
 
+Halide::Func padded_spatial(const HalideTensor& x, float value) {
+    Halide::Region bounds;  // Halide order: spatial dims first, then C and N unbounded
+    for (size_t d = x.shape.size(); d-- > 2;)
+        bounds.push_back({0, i32(x.shape[d])});
+    bounds.push_back({Halide::Expr(), Halide::Expr()});
+    bounds.push_back({Halide::Expr(), Halide::Expr()});
+    Halide::Func padded = Halide::BoundaryConditions::constant_exterior(x.f, value, bounds);
+    padded.compute_root();
+    // Eight lanes: one AVX2 vector, two of SSE or NEON; this copy is not worth a target query.
+    if (x.shape.back() >= 8) padded.vectorize(padded.args()[0], 8);
+    return padded;
+}
+
 const HalideTensor& data_input(const Node& n, const std::vector<HalideTensor>& in, size_t i,
                                const char* what) {
     if (i >= in.size() || !in[i].f.defined())

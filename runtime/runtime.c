@@ -564,20 +564,9 @@ static void install_hooks(void) {
 /* ---- The API ------------------------------------------------------------------------------- */
 
 static size_t dtype_bytes(int32_t dtype) {
-    switch (dtype) {
-        case KILN_F32:
-            return 4;
-        case KILN_I64:
-            return 8;
-        case KILN_I32:
-            return 4;
-        case KILN_I8:
-            return 1;
-        case KILN_U8:
-            return 1;
-        default:
-            return 0;
-    }
+    /* Indexed by kiln_dtype: F32, I64, I32, I8, U8. */
+    static const size_t bytes[] = {4, 8, 4, 1, 1};
+    return dtype >= 0 && dtype < (int32_t)(sizeof(bytes) / sizeof(bytes[0])) ? bytes[dtype] : 0;
 }
 
 /* Bytes of a dense tensor, or 0 (with *why set) when the definition is not usable. */
@@ -870,18 +859,9 @@ const char* kiln_last_error(const kiln_instance* instance) {
 }
 
 const char* kiln_status_string(kiln_status status) {
-    switch (status) {
-        case KILN_OK:
-            return "ok";
-        case KILN_INVALID_ARGUMENT:
-            return "invalid argument";
-        case KILN_OUT_OF_MEMORY:
-            return "out of memory";
-        case KILN_KERNEL_ERROR:
-            return "kernel error";
-        case KILN_ABI_MISMATCH:
-            return "ABI mismatch";
-        default:
-            return "unknown status";
-    }
+    /* Indexed by kiln_status. */
+    static const char* const names[] = {"ok", "invalid argument", "out of memory", "kernel error",
+                                        "ABI mismatch"};
+    int i = (int)status;
+    return i >= 0 && i < (int)(sizeof(names) / sizeof(names[0])) ? names[i] : "unknown status";
 }

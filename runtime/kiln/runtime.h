@@ -55,7 +55,10 @@ typedef struct kiln_tensor_info {
 } kiln_tensor_info;
 
 typedef struct kiln_options {
-    int32_t threads; /* worker threads of this instance's kernels; 0: one per core */
+    /* Threads that run this instance's parallel loops, the calling thread included: 0 is one
+     * per online core, 1 runs everything on the calling thread, at most 1024. kiln_create()
+     * starts threads - 1 workers that belong to the instance alone. */
+    int32_t threads;
 } kiln_options;
 
 /* What `kiln compile` generates for a model (the layout is in kiln/model_def.h, private to
@@ -67,12 +70,15 @@ typedef struct kiln_instance kiln_instance;
 void kiln_options_init(kiln_options* options);
 
 /* Creates an instance of a model; `options` may be NULL (the defaults). On success *out is the
- * instance; on failure *out is NULL and kiln_last_error(NULL) says why. */
+ * instance; on failure *out is NULL and kiln_last_error(NULL) says why. Allocates the
+ * activation arena and the worker threads, then runs the model once on zero inputs to reserve
+ * the kernels' scratch memory (docs/RUNTIME.md), so it takes about one run's time. */
 kiln_status kiln_create(const kiln_model_def* model, const kiln_options* options,
                         kiln_instance** out);
 /* Frees everything the instance holds; NULL is allowed. */
 void kiln_destroy(kiln_instance* instance);
 
+/* -1 when instance is NULL. */
 int32_t kiln_num_inputs(const kiln_instance* instance);
 int32_t kiln_num_outputs(const kiln_instance* instance);
 /* Fills *info for input (output) `index`; the name stays valid as long as the program runs. */
@@ -81,12 +87,14 @@ kiln_status kiln_output_info(const kiln_instance* instance, int32_t index,
                              kiln_tensor_info* info);
 
 /* Runs the model: inputs[i] points at input i's dense row-major data, outputs[i] at room for
- * output i. Allocates nothing. */
+ * output i. Allocates nothing (but see docs/RUNTIME.md on failing kernels). A call on an
+ * instance that is already running on another thread returns KILN_INVALID_ARGUMENT at once,
+ * with its message in the calling thread's kiln_last_error(NULL). */
 kiln_status kiln_run(kiln_instance* instance, const void* const* inputs, void* const* outputs);
 
-/* The message of this instance's last failed call, "" after a success. With NULL: the message
- * of this thread's last failed kiln_create(). Valid until the next call on the instance (the
- * thread). */
+/* The message of this instance's last failed call, "" after a successful kiln_run(). With
+ * NULL: the message of this thread's last failed kiln_create() (or of a call given a NULL
+ * instance). Valid until the next call on the instance (the thread). */
 const char* kiln_last_error(const kiln_instance* instance);
 
 /* "ok", "invalid argument", ... */

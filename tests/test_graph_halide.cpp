@@ -218,6 +218,15 @@ TEST(GraphHalide, ShapeOpsMoveTheRightElements) {
     EXPECT_EQ(values(t.halide[0]), (std::vector<float>{0, 3, 1, 4, 2, 5}));
     Results c = run("Concat", {x, f32({2, 1}, {10, 11})}, {{"axis", int64_t{1}}});
     EXPECT_EQ(values(c.halide[0]), (std::vector<float>{0, 1, 2, 10, 3, 4, 5, 11}));
+    // Wide enough that the copies are vectorized: along the innermost axis (the RDom's loop)
+    // and along an outer one (the innermost dimension's loop), with tails of 3 and 1.
+    Results wide_last =
+        run("Concat", {random_f32({2, 11}, 1), random_f32({2, 9}, 2)}, {{"axis", int64_t{-1}}});
+    EXPECT_EQ(values(wide_last.halide[0]), values(wide_last.reference[0]));
+    Results wide_outer =
+        run("Concat", {random_f32({2, 3, 17}, 3), random_f32({2, 1, 17}, 4), f32({2, 0, 17}, {})},
+            {{"axis", int64_t{1}}});
+    EXPECT_EQ(values(wide_outer.halide[0]), values(wide_outer.reference[0]));
     Results s = run("Split", {x, Tensor::from_i64({2}, {1, 2})}, {{"axis", int64_t{1}}}, 13, 2);
     EXPECT_EQ(values(s.halide[0]), (std::vector<float>{0, 3}));
     EXPECT_EQ(values(s.halide[1]), (std::vector<float>{1, 2, 4, 5}));

@@ -39,8 +39,11 @@ class HalideLowering {
     virtual std::string type() const = 0;  // the op type: "MaxPool", "kiln.Conv"
     // Defines the node's outputs (one Func per output, ONNX output order, float32) from its
     // inputs. Funcs inside the op (a reduction's partial results, a padded input) may be
-    // scheduled here relative to each other; the caller schedules the outputs themselves.
-    // Throws kiln::Error naming the node (node_error) for a node it cannot lower.
+    // scheduled here relative to each other; the caller schedules the outputs themselves
+    // (schedule_generic: their pure definitions; an output with update definitions, Concat's
+    // copies, has those scheduled here). Throws kiln::Error naming the node (node_error) for a
+    // node it cannot lower, Declined (also naming it) for a valid node it does not take: an
+    // integer input computed at run time, an output that is not f32.
     virtual std::vector<Halide::Func> define(const Node& n, const Graph& g,
                                              const std::vector<HalideTensor>& in) const = 0;
     // True for ops whose output is their first input's bytes unchanged (Reshape, Flatten,

@@ -117,6 +117,34 @@ TEST(GraphHalide, EveryOpButShapeHasALoweringAndTheViewsAlias) {
     EXPECT_EQ(find_halide_lowering("NoSuchOp"), nullptr);
 }
 
+TEST(GraphHalide, WhatCannotBeLoweredSaysWhichNode) {
+    // Gather's indices computed at run time: valid, but not lowerable (Declined).
+    Graph g;
+    g.opset = 13;
+    ValueId data = g.add_value({"data", DType::f32, {3, 2}, kNoId, {}});
+    ValueId idx = g.add_value({"idx", DType::i64, {2}, kNoId, {}});
+    ValueId out = g.add_value({"out", DType::f32, {2, 2}, kNoId, {}});
+    g.inputs = {data, idx};
+    Node n;
+    n.op = "Gather";
+    n.name = "lookup";
+    n.inputs = {data, idx};
+    n.outputs = {out};
+    g.add_node(n);
+    Tensor x = f32({3, 2}, iota(6)), i = Tensor::from_i64({2}, {2, 0});
+    std::vector<Tensor> result;
+    try {
+        evaluate_halide(g.nodes[0], g, {&x, &i}, result);
+        ADD_FAILURE() << "no exception";
+    } catch (const Declined& e) {
+        EXPECT_NE(std::string(e.what()).find("'lookup' (Gather)"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("run time"), std::string::npos) << e.what();
+    }
+    // An op without a lowering.
+    g.nodes[0].op = "Shape";
+    EXPECT_THROW(evaluate_halide(g.nodes[0], g, {&x}, result), kiln::Error);
+}
+
 TEST(GraphHalide, MaxPoolCeilModeKeepsThePartialLastWindow) {
     // x[r][c] = 5r + c; 2x2 windows, stride 2: ceil_mode adds a third row and column of windows
     // that hold only the last input row or column.

@@ -170,7 +170,9 @@ Halide::Func padded_spatial(const HalideTensor& x, float value) {
     Halide::Func padded = Halide::BoundaryConditions::constant_exterior(x.f, value, bounds);
     padded.compute_root();
     // Eight lanes: one AVX2 vector, two of SSE or NEON; this copy is not worth a target query.
-    if (x.shape.back() >= 8) padded.vectorize(padded.args()[0], 8);
+    std::vector<Halide::Var> v = padded.args();
+    if (x.shape.back() >= 8) padded.vectorize(v[0], 8);
+    if (numel(x.shape) >= kParallelMinElements) padded.parallel(v[v.size() - 2]);  // channels
     return padded;
 }
 

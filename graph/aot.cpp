@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -208,6 +209,7 @@ class Compiler {
     MemoryPlan plan_;
     Blob blob_;
     std::map<const Tensor*, uint64_t> blob_offsets_;  // constants already in the blob
+    std::deque<Tensor> packed_;  // packed weights, alive (and at their address) to the end
     std::vector<Call> calls_;
     std::vector<std::string> objects_;
     std::map<std::string, std::string> kernel_functions_;  // workload key + config -> function
@@ -288,7 +290,7 @@ void Compiler::compile_kernel_node(const Node& n, const Workload& w) {
     };
 
     // Packed weights are computed now, on this machine, and stored like any constant.
-    std::optional<Tensor> packed;
+    const Tensor* packed = nullptr;
     if (p.pack) {
         Halide::ParamMap params;
         for (const HalideBinding& b : p.pack_args) {
@@ -303,8 +305,8 @@ void Compiler::compile_kernel_node(const Node& n, const Workload& w) {
         Halide::Buffer<float> out(p.packed_extents);
         p.pack->realize(out, halide_target(host_target()), params);
         std::vector<int64_t> shape(p.packed_extents.rbegin(), p.packed_extents.rend());
-        packed = Tensor::zeros(DType::f32, shape);
-        std::memcpy(packed->bytes.data(), out.data(), packed->bytes.size());
+        packed = &packed_.emplace_back(Tensor::zeros(DType::f32, shape));
+        std::memcpy(packed_.back().bytes.data(), out.data(), packed_.back().bytes.size());
     }
 
     const std::string key = w.key() + " " + cn.config;

@@ -127,13 +127,13 @@ onnx::ModelProto small_cnn() {
     return m;
 }
 
-struct Run {
+struct Shell {
     int code = -1;
     std::string out;
 };
 
-Run shell(const std::string& command) {
-    Run r;
+Shell shell(const std::string& command) {
+    Shell r;
     FILE* p = ::popen((command + " 2>&1").c_str(), "r");
     char buf[4096];
     for (size_t n; p && (n = std::fread(buf, 1, sizeof buf, p)) > 0;)
@@ -243,12 +243,12 @@ TEST(Compile, ASmallCnnLinksIntoAPlainCProgramAndMatchesTheReference) {
 
     // The application is C, linked by the C compiler with libc, libm, pthread and dl only.
     std::ofstream(dir.path() + "/app.c") << kApp;
-    Run link = shell("cc -std=c99 -O1 -I" + o.out_dir + " " + dir.path() + "/app.c " + o.out_dir +
-                     "/libsmall.a -lpthread -ldl -lm -o " + dir.path() + "/app");
+    Shell link = shell("cc -std=c99 -O1 -I" + o.out_dir + " " + dir.path() + "/app.c " + o.out_dir +
+                       "/libsmall.a -lpthread -ldl -lm -o " + dir.path() + "/app");
     ASSERT_EQ(link.code, 0) << link.out;
     const std::vector<float> x = random_floats(3 * 8 * 8, 7);
     write_floats(dir.path() + "/x.bin", x);
-    Run run = shell(dir.path() + "/app " + dir.path() + "/x.bin " + dir.path() + "/y.bin");
+    Shell run = shell(dir.path() + "/app " + dir.path() + "/x.bin " + dir.path() + "/y.bin");
     ASSERT_EQ(run.code, 0) << run.out;
     EXPECT_EQ(run.out, "image 4 1 3 8 8 -> scores 2 1 10\n");
 

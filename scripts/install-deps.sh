@@ -9,6 +9,8 @@ packages=(
     libgtest-dev googletest libbenchmark-dev
     libdnnl-dev libopenblas-dev
     libonnx-dev libprotobuf-dev libonnx-testdata
+    python3-torchvision python3-numpy
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -128,6 +129,20 @@ std::string shell_quote(const std::string& s) {
     for (char c : s)
         out += c == '\'' ? std::string("'\\''") : std::string(1, c);
     return out + "'";
+}
+
+// Where kiln's C runtime (runtime.c, kiln/runtime.h, kiln/model_def.h) is: $KILN_RUNTIME_DIR
+// when set; share/kiln/runtime beside an installed kiln (bin/../share/kiln/runtime, what
+// `cmake --install` writes); else the source tree this kiln was built from.
+fs::path runtime_dir() {
+    if (const char* env = std::getenv("KILN_RUNTIME_DIR"); env && *env) return env;
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        const fs::path installed = exe.parent_path().parent_path() / "share" / "kiln" / "runtime";
+        if (fs::exists(installed / "runtime.c", ec)) return installed;
+    }
+    return KILN_RUNTIME_DIR;
 }
 
 int32_t runtime_dtype(DType t) {
@@ -512,7 +527,7 @@ void Compiler::write_weights(const std::string& bin, const std::string& asm_path
 void Compiler::write_header_and_json(CompileReport& r) const {
     const fs::path out(o_.out_dir);
     fs::create_directories(out / "kiln");
-    fs::copy_file(fs::path(KILN_RUNTIME_DIR) / "kiln" / "runtime.h", out / "kiln" / "runtime.h",
+    fs::copy_file(runtime_dir() / "kiln" / "runtime.h", out / "kiln" / "runtime.h",
                   fs::copy_options::overwrite_existing);
     r.header = (out / (o_.name + ".h")).string();
     std::string guard = "KILN_MODEL_" + o_.name + "_H";
@@ -616,15 +631,16 @@ CompileReport Compiler::run() {
     const std::string glue = (work_ / (o_.name + "_glue.c")).string();
     write_glue(glue);
     write_weights((work_ / "weights.bin").string(), (work_ / "weights.S").string());
+    const fs::path runtime = runtime_dir();
     const std::string flags =
-        fmt::format("-std=c99 -O2 -fPIC -I{} -I{}", shell_quote(KILN_RUNTIME_DIR),
+        fmt::format("-std=c99 -O2 -fPIC -I{} -I{}", shell_quote(runtime.string()),
                     shell_quote(KILN_HALIDE_INCLUDE_DIR));
     run_tool(fmt::format("{} {} -c {} -o {}", shell_quote(cc), flags, shell_quote(glue),
                          shell_quote(obj("glue"))));
     run_tool(fmt::format("{} -c {} -o {}", shell_quote(cc),
                          shell_quote((work_ / "weights.S").string()), shell_quote(obj("weights"))));
     run_tool(fmt::format("{} {} -c {} -o {}", shell_quote(cc), flags,
-                         shell_quote(std::string(KILN_RUNTIME_DIR) + "/runtime.c"),
+                         shell_quote((runtime / "runtime.c").string()),
                          shell_quote(obj("runtime"))));
     Halide::compile_standalone_runtime(obj("halide_runtime"),
                                        ht_.without_feature(Halide::Target::NoRuntime));

@@ -266,3 +266,67 @@ TEST(Cli, TuneOpRecordsAndBenchOpUsesTheBest) {
                      "target");
     std::filesystem::remove(db);
 }
+
+namespace kiln {
+namespace {
+
+// A float32 .npy file (format 1.0) with the given shape and values.
+void write_test_npy(const std::string& path, const std::string& shape,
+                    const std::vector<float>& v) {
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + shape + "), }";
+    header.append((64 - (10 + header.size() + 1) % 64) % 64, ' ');
+    header += '\n';
+    std::ofstream f(path, std::ios::binary);
+    f.write("\x93NUMPY\x01\x00", 8);
+    const char len[2] = {static_cast<char>(header.size() & 0xff),
+                         static_cast<char>(header.size() >> 8)};
+    f.write(len, 2);
+    f << header;
+    f.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
+}
+
+TEST(Cli, CompileAndRunAModel) {
+    const std::string model = "/usr/share/libonnx-testdata/data/node/test_relu/model.onnx";
+    if (!std::filesystem::exists(model)) GTEST_SKIP() << "libonnx-testdata is not installed";
+    char tmpl[] = "/tmp/kiln-cli-compile-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    const std::string dir = tmpl, out = dir + "/out";
+
+    Result c = run_kiln({"compile", model, "-o", out, "--name", "relu"});
+    ASSERT_EQ(c.code, 0) << c.out << c.err;
+    EXPECT_NE(c.out.find("0 tuned kernels, 0 kernels with default configs, 1 lowered"),
+              std::string::npos)
+        << c.out;
+    EXPECT_NE(c.err.find("[1/1] #0 (Relu): lowered"), std::string::npos) << c.err;
+    for (const char* f : {"/librelu.a", "/relu.h", "/relu.json", "/kiln/runtime.h"})
+        EXPECT_TRUE(std::filesystem::exists(out + f)) << f;
+
+    Result r = run_kiln(
+        {"run", out, "--output", dir + "/y.npy", "--bench", "--runs", "3", "--min-time", "0"});
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("input     x 3x4x5  random in [-1, 1], seed 1"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("output    y 3x4x5  top: "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("latency   min "), std::string::npos) << r.out;
+    // Relu of the seeded input: the same run compared with its own output passes, a run of
+    // another seed does not, and neither does an all-zero expectation.
+    Result same = run_kiln({"run", out, "--compare", dir + "/y.npy"});
+    EXPECT_EQ(same.code, 0) << same.out << same.err;
+    EXPECT_NE(same.out.find("relative error 0 "), std::string::npos) << same.out;
+    Result other = run_kiln({"run", out, "--compare", dir + "/y.npy", "--seed", "2"});
+    EXPECT_EQ(other.code, 1) << other.out << other.err;
+    EXPECT_NE(other.out.find("FAILED"), std::string::npos) << other.out;
+
+    write_test_npy(dir + "/flat.npy", "60,", std::vector<float>(60, 0.5f));
+    expect_bad_input({"run", out, "--input", dir + "/flat.npy"},
+                     "has shape 60; input 'x' is 3x4x5");
+    expect_bad_input({"compile", dir + "/missing.onnx"}, "missing.onnx");
+    expect_bad_input({"compile", model, "--target", "bogus-target", "-o", dir + "/o2"},
+                     "bogus-target");
+    expect_bad_input({"compile", model, "--name", "3x", "-o", dir + "/o3"}, "not a C identifier");
+    expect_bad_input({"run", dir}, "holds no compiled model");
+    std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace kiln

@@ -1,27 +1,49 @@
 #!/usr/bin/env bash
-# kiln's main job today: build it, list its ops, then on one ResNet-50 layer (r50_l1_1x1_256: the
-# 1x1 expansion of the first bottleneck stage) compile, verify and time the default schedule,
-# tune it briefly into a tuning database, and time the tuned schedule from that database.
+# kiln's main job today, end to end on a small model: build kiln; export SqueezeNet 1.1 from
+# torchvision (random weights, opset 13); show its kernels; tune its first convolution briefly
+# into a tuning database; compile the model into a static library with that database; build
+# examples/classify against it through find_package(kiln), as an application would, and
+# classify the exported input; check the output against PyTorch's; time kiln beside PyTorch.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/build.sh
 
-layer=n=1,c=64,h=56,w=56,k=256,r=1,s=1
-db=build/demo-tuning.db
+demo=build/demo
+db=$demo/tuning.db
+model=squeezenet1_1
+mkdir -p "$demo"
 
 echo
-echo "== kiln ops"
-build/tools/kiln ops
+echo "== export $model from torchvision (random weights) into $demo"
+/usr/bin/python3 tests/models/export_torchvision.py "$demo" "$model" 2>&1 | grep -v Warning || true
 
 echo
-echo "== kiln bench-op conv2d, r50_l1_1x1_256, default schedule"
-build/tools/kiln bench-op conv2d --shape "$layer" --no-db
+echo "== kiln inspect $model --kernels"
+build/tools/kiln inspect "$demo/$model.onnx" --kernels | sed -n '/^kernel tasks/,/^fallbacks/p'
 
 echo
-echo "== kiln tune-op conv2d, r50_l1_1x1_256, 16 candidates into $db (resumes if run again)"
-build/tools/kiln tune-op conv2d --shape "$layer" --db "$db" --trials 16
+echo "== kiln tune-op: its first convolution, 16 candidates into $db (resumes if run again)"
+build/tools/kiln tune-op conv2d --shape n=1,c=3,h=224,w=224,k=64,r=3,s=3,stride=2 \
+    --epilogue bias+relu --db "$db" --trials 16
 
 echo
-echo "== kiln bench-op conv2d, r50_l1_1x1_256, best schedule in $db"
-build/tools/kiln bench-op conv2d --shape "$layer" --db "$db"
+echo "== kiln compile $model --db $db (kernels without a record take default configs)"
+build/tools/kiln compile "$demo/$model.onnx" --db "$db" -o "$demo/out" 2>&1 | grep -v '^warning'
+
+echo
+echo "== examples/classify built with find_package(kiln), run on the exported input"
+cmake -S examples/classify -B "$demo/classify" -Dkiln_DIR="$PWD/build" \
+    -DCLASSIFY_MODEL="$PWD/$demo/$model.onnx" -DCLASSIFY_DB="$PWD/$db" > "$demo/classify.log"
+cmake --build "$demo/classify" >> "$demo/classify.log"
+"$demo/classify/classify" --save "$demo/classify.npy" "$demo/$model.input.npy"
+
+echo
+echo "== the same output against PyTorch's"
+build/tools/kiln run "$demo/out" --input "$demo/$model.input.npy" \
+    --compare "$demo/$model.expected.npy" | grep compare
+
+echo
+echo "== latency beside PyTorch (2 threads, 3 interleaved rounds)"
+/usr/bin/python3 bench/models.py --kiln build/tools/kiln --dir "$demo" --db "$db" "$model" \
+    2>&1 | grep -v Warning

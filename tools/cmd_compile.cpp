@@ -42,13 +42,12 @@ std::string size_text(uint64_t b) {
 
 }  // namespace
 
-graph::CompileReport compile_onnx_model(const CompileCommandOptions& o) {
+graph::Graph import_for_command(const std::string& path, int64_t batch) {
     graph::ImportOptions options;
-    options.batch = o.batch;
+    options.batch = batch;
     options.upgrade_old_opsets = true;
-    graph::Graph g;
     try {
-        g = graph::import_onnx(o.model, options);
+        return graph::import_onnx(path, options);
     } catch (const graph::ImportError& e) {
         if (e.kind() != graph::ImportFailure::unsupported &&
             e.kind() != graph::ImportFailure::opset)
@@ -56,6 +55,10 @@ graph::CompileReport compile_onnx_model(const CompileCommandOptions& o) {
         std::fprintf(stderr, "kiln: %s\n", e.what());
         throw CLI::RuntimeError(1);
     }
+}
+
+graph::CompileReport compile_onnx_model(const CompileCommandOptions& o) {
+    graph::Graph g = import_for_command(o.model, o.batch);
     graph::optimize(g);
 
     graph::CompileOptions co;

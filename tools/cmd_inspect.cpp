@@ -22,6 +22,7 @@
 #include "graph/passes.h"
 #include "graph/tasks.h"
 #include "tools/commands.h"
+#include "tools/compile.h"
 #include "tools/table.h"
 
 namespace kiln::tools {
@@ -99,18 +100,7 @@ void print_kernels(graph::Graph& g) {
 }
 
 void run_inspect(const InspectOptions& o) {
-    graph::ImportOptions options;
-    options.batch = o.batch;
-    graph::Graph g;
-    try {
-        g = graph::import_onnx(o.model, options);
-    } catch (const graph::ImportError& e) {
-        if (e.kind() != graph::ImportFailure::unsupported &&
-            e.kind() != graph::ImportFailure::opset)
-            throw;  // bad input: exit 2
-        std::fprintf(stderr, "kiln: %s\n", e.what());
-        throw CLI::RuntimeError(1);
-    }
+    graph::Graph g = import_for_command(o.model, o.batch);
     std::printf("model    %s\n", o.model.c_str());
     std::printf("opset    %d\n", g.opset);
     if (!g.name.empty()) std::printf("graph    %s\n", g.name.c_str());

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "graph/aot.h"
+#include "graph/ir.h"
 
 namespace kiln::tools {
 
@@ -18,6 +19,11 @@ struct CompileCommandOptions {
     int64_t batch = 1;
     std::string cc;
 };
+
+// Imports an ONNX file for a command (opsets before 11 are converted): a model with ops kiln does
+// not support prints the import error and throws CLI::RuntimeError(1); a bad file throws
+// kiln::Error (exit 2).
+graph::Graph import_for_command(const std::string& path, int64_t batch);
 
 // The model file's stem as a C identifier: "resnet-18.onnx" -> "resnet_18".
 std::string name_from_path(const std::string& path);

@@ -59,6 +59,7 @@ struct Options {
     double adams_timeout = 240;  // seconds for Adams2019 to schedule and compile one layer
     double adams_memory = 0;     // GiB of address space for its worker; 0 = half the memory
     int tune_trials = 0;         // 0 = no tuning
+    double quiet_wait = 600;     // seconds a tuning candidate waits for a quiet machine
     std::string tune_db;         // resolved in main()
 };
 
@@ -192,7 +193,7 @@ LayerResult bench_layer(const Layer& l, const Options& o, const std::vector<cons
     std::unique_ptr<LayerRun> tuned;
 #ifdef KILN_BENCH_TUNE
     if (o.tune_trials > 0 && kiln.run) {
-        TuneBenchOptions to{o.tune_trials, o.tune_db, o.threads, 0.1};
+        TuneBenchOptions to{o.tune_trials, o.tune_db, o.threads, 0.1, o.quiet_wait};
         std::cerr << fmt::format("  tuning {} for {} trials\n", kiln.key, o.tune_trials);
         try {
             TunedKiln t = tune_layer(l, input.data(), weight.data(), seed_of(l.id) + 1, to);
@@ -342,6 +343,10 @@ int main(int argc, char** argv) {
                    "tune each layer with kiln's tuner for this many candidates first, and time "
                    "the best config as well (default: no tuning)")
         ->check(CLI::NonNegativeNumber);
+    app.add_option("--quiet-wait", o.quiet_wait,
+                   "seconds each tuning candidate waits for other processes to leave the cores "
+                   "(docs/MEASUREMENT.md)")
+        ->capture_default_str();
     app.add_option("--tune-db", o.tune_db,
                    "tuning database for --tune-trials (default: a fresh file beside this "
                    "executable)");
@@ -371,7 +376,8 @@ int main(int argc, char** argv) {
         const std::vector<Layer> layers = select(load_layers(o.layers), o.only);
 #ifdef KILN_BENCH_TUNE
         if (o.tune_trials > 0) {
-            o.tune_db = open_tune_database({o.tune_trials, o.tune_db, o.threads, 0.1});
+            o.tune_db =
+                open_tune_database({o.tune_trials, o.tune_db, o.threads, 0.1, o.quiet_wait});
             std::cerr << "tuning database: " << o.tune_db << "\n";
         }
 #endif

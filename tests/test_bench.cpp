@@ -53,10 +53,10 @@ TEST(Bench, TinyLayersTunedAndComparedWithThePeers) {
     const auto json_path = dir / "out.json";
     const auto doc = dir / "PERFORMANCE.md";
     std::ofstream(doc) << "# by hand\n\nkept\n";
-    auto r =
-        run_bench({"--layers", layers.string(), "--rounds", "2", "--min-time", "0.01", "--peers",
-                   "oneDNN,OpenBLAS", "--tune-trials", "2", "--tune-db", (dir / "t.db").string(),
-                   "--json", json_path.string(), "--write-doc", doc.string()});
+    auto r = run_bench({"--layers", layers.string(), "--rounds", "2", "--min-time", "0.01",
+                        "--peers", "oneDNN,OpenBLAS", "--tune-trials", "2", "--quiet-wait", "0",
+                        "--tune-db", (dir / "t.db").string(), "--json", json_path.string(),
+                        "--write-doc", doc.string()});
     ASSERT_EQ(r.code, 0) << r.out;
     for (const char* want : {"| tiny_3x3 | conv2d |", "| tiny_dw | depthwise_conv2d |",
                              "| tiny_gemm | dense |", "### Goals", "3x3 stride-1 layers",
@@ -94,10 +94,10 @@ TEST(Bench, SearchBenchmarkRunsEveryStrategy) {
    "stride": 1, "pad": 0, "dilation": 1, "groups": 1, "dtype": "f32", "model": ""},
   {"id": "b", "op": "conv2d", "n": 1, "c": 16, "h": 6, "w": 6, "k": 8, "r": 1, "s": 1,
    "stride": 1, "pad": 0, "dilation": 1, "groups": 1, "dtype": "f32", "model": ""}]})";
-    auto r = run_bench(
-        {"--layers", layers.string(), "--random-trials", "8", "--guided-trials", "8", "--batch",
-         "4", "--min-time", "0.01", "--no-doc", "--dir", (dir / "dbs").string()},
-        KILN_BENCH_SEARCH_BINARY);
+    auto r = run_bench({"--layers", layers.string(), "--random-trials", "8", "--guided-trials", "8",
+                        "--batch", "4", "--min-time", "0.01", "--quiet-wait", "0", "--no-doc",
+                        "--dir", (dir / "dbs").string()},
+                       KILN_BENCH_SEARCH_BINARY);
     ASSERT_EQ(r.code, 0) << r.out;
     for (const char* want : {"| a | ", "| b | ", "Medians over 2 layers", "transfer <= 48"})
         EXPECT_NE(r.out.find(want), std::string::npos) << want << " missing from:\n" << r.out;

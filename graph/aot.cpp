@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -598,8 +599,7 @@ CompileReport Compiler::run() {
         if (is_fused_kernel(n)) workloads[i] = kernel_workload(g_, n, why);
         if (!workloads[i]) lowerings[i] = find_halide_lowering(n.op);
         if (!workloads[i] && !lowerings[i]) missing[n.op].push_back(n.label());
-        if (!workloads[i] && (!lowerings[i] || !lowerings[i]->is_alias())) ++steps_;
-        if (workloads[i]) ++steps_;
+        if (workloads[i] || (lowerings[i] && !lowerings[i]->is_alias())) ++steps_;
     }
     if (!missing.empty()) {
         std::string list;

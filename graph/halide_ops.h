@@ -27,8 +27,8 @@
 namespace kiln::graph {
 
 struct HalideTensor {
-    Halide::Func f;               // undefined for an omitted optional input
-    std::vector<int64_t> shape;   // ONNX order
+    Halide::Func f;              // undefined for an omitted optional input
+    std::vector<int64_t> shape;  // ONNX order
     DType dtype = DType::f32;
     const Tensor* constant = nullptr;  // the data, when the input is a constant
 };
@@ -64,7 +64,7 @@ struct HalideLoweringRegistration {
 #define KILN_HALIDE_CONCAT(a, b) KILN_HALIDE_CONCAT_INNER(a, b)
 // Registers a HalideLowering; the argument is an expression yielding
 // std::unique_ptr<HalideLowering>.
-#define KILN_REGISTER_HALIDE_LOWERING(...)                                                 \
+#define KILN_REGISTER_HALIDE_LOWERING(...)                                                     \
     static ::kiln::graph::HalideLoweringRegistration KILN_HALIDE_CONCAT(kiln_halide_lowering_, \
                                                                         __LINE__)(__VA_ARGS__)
 

@@ -14,13 +14,14 @@
 #include "graph/halide_ops.h"
 #include "graph/ir.h"
 #include "graph/op.h"
+#include "tests/graph_one_node.h"
 
 using namespace kiln::graph;
 using kiln::DType;
 
 namespace {
 
-using Attrs = std::map<std::string, Attribute>;
+using kiln::test_graph::Attrs;
 
 struct Results {
     std::vector<Tensor> halide, reference;
@@ -30,38 +31,14 @@ struct Results {
 // outputs typed by the op's infer(), evaluated by its lowering and by its reference.
 Results run(const std::string& op, const std::vector<Tensor>& inputs, const Attrs& attrs = {},
             int opset = 13, size_t outputs = 1) {
-    const GraphOp* def = find_graph_op(op);
-    if (!def) throw kiln::Error("op", "no graph op " + op);
-    Graph g;
-    g.opset = opset;
-    Node n;
-    n.op = op;
-    n.name = "test";
-    n.attrs = attrs;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-        Value v;
-        v.name = "in" + std::to_string(i);
-        v.dtype = inputs[i].dtype;
-        v.shape = inputs[i].shape;
-        if (inputs[i].dtype == DType::i64) v.data = std::make_shared<const Tensor>(inputs[i]);
-        ValueId id = g.add_value(v);
-        if (inputs[i].dtype != DType::i64) g.inputs.push_back(id);
-        n.inputs.push_back(id);
-    }
-    for (size_t k = 0; k < outputs; ++k)
-        n.outputs.push_back(g.add_value({"out" + std::to_string(k), DType::f32, {}, kNoId, {}}));
-    std::vector<ValueType> types = def->infer(n, g);
+    const Graph g = kiln::test_graph::one_node_graph(op, inputs, attrs, opset, outputs);
     Results r;
-    for (size_t k = 0; k < outputs; ++k) {
-        g.value(n.outputs[k]).shape = types[k].shape;
-        r.reference.push_back(Tensor::zeros(types[k].dtype, types[k].shape));
-    }
-    g.outputs = n.outputs;
-    g.add_node(n);
+    for (ValueId v : g.outputs)
+        r.reference.push_back(Tensor::zeros(g.value(v).dtype, g.value(v).shape));
     std::vector<const Tensor*> in;
     for (const Tensor& t : inputs)
         in.push_back(&t);
-    def->evaluate(g.nodes[0], opset, in, r.reference);
+    find_graph_op(op)->evaluate(g.nodes[0], opset, in, r.reference);
     evaluate_halide(g.nodes[0], g, in, r.halide);
     return r;
 }

@@ -10,50 +10,23 @@
 #include "graph/ir.h"
 #include "graph/op.h"
 #include "graph/reference.h"
+#include "tests/graph_one_node.h"
 
 using namespace kiln::graph;
 using kiln::DType;
 
 namespace {
 
-using Attrs = std::map<std::string, Attribute>;
+using kiln::test_graph::Attrs;
 
 // One `op` node over `inputs` (f32 inputs are graph inputs, i64 ones constants), its outputs
 // typed by the op's infer(), run by the reference interpreter.
 std::vector<Tensor> run(const std::string& op, const std::vector<Tensor>& inputs,
                         const Attrs& attrs = {}, int opset = 13, size_t outputs = 1) {
-    const GraphOp* def = find_graph_op(op);
-    if (!def) throw kiln::Error("op", "no graph op " + op);
-    Graph g;
-    g.opset = opset;
-    Node n;
-    n.op = op;
-    n.name = "test";
-    n.attrs = attrs;
+    const Graph g = kiln::test_graph::one_node_graph(op, inputs, attrs, opset, outputs);
     std::map<std::string, Tensor> feed;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-        Value v;
-        v.name = "in" + std::to_string(i);
-        v.dtype = inputs[i].dtype;
-        v.shape = inputs[i].shape;
-        if (inputs[i].dtype == DType::i64) v.data = std::make_shared<const Tensor>(inputs[i]);
-        ValueId id = g.add_value(v);
-        if (inputs[i].dtype != DType::i64) {
-            g.inputs.push_back(id);
-            feed[v.name] = inputs[i];
-        }
-        n.inputs.push_back(id);
-    }
-    for (size_t k = 0; k < outputs; ++k)
-        n.outputs.push_back(g.add_value({"out" + std::to_string(k), DType::f32, {}, kNoId, {}}));
-    std::vector<ValueType> types = def->infer(n, g);
-    for (size_t k = 0; k < outputs; ++k) {
-        g.value(n.outputs[k]).dtype = types[k].dtype;
-        g.value(n.outputs[k]).shape = types[k].shape;
-    }
-    g.outputs = n.outputs;
-    g.add_node(n);
-    g.validate();
+    for (size_t i = 0; i < inputs.size(); ++i)
+        if (inputs[i].dtype != DType::i64) feed["in" + std::to_string(i)] = inputs[i];
     std::map<std::string, Tensor> out = evaluate_reference(g, feed);
     std::vector<Tensor> result;
     for (size_t k = 0; k < outputs; ++k)

@@ -399,8 +399,8 @@ TEST(Tuner, SigkillLosesOnlyTheBatchInFlight) {
         freopen("/dev/null", "w", stdout);
         freopen("/dev/null", "w", stderr);
         execl(KILN_BINARY, KILN_BINARY, "tune-op", "conv2d", "--shape", shape.c_str(), "--db",
-              path.c_str(), "--trials", "40", "--batch", "2", "--min-time", "0.01",
-              "--quiet-wait", "0", static_cast<char*>(nullptr));
+              path.c_str(), "--trials", "40", "--batch", "2", "--min-time", "0.01", "--quiet-wait",
+              "0", static_cast<char*>(nullptr));
         _exit(127);
     }
     // Wait until at least two batches are committed, then kill mid-way through the next.

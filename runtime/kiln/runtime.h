@@ -83,8 +83,7 @@ int32_t kiln_num_inputs(const kiln_instance* instance);
 int32_t kiln_num_outputs(const kiln_instance* instance);
 /* Fills *info for input (output) `index`; the name stays valid as long as the program runs. */
 kiln_status kiln_input_info(const kiln_instance* instance, int32_t index, kiln_tensor_info* info);
-kiln_status kiln_output_info(const kiln_instance* instance, int32_t index,
-                             kiln_tensor_info* info);
+kiln_status kiln_output_info(const kiln_instance* instance, int32_t index, kiln_tensor_info* info);
 
 /* Runs the model: inputs[i] points at input i's dense row-major data, outputs[i] at room for
  * output i. Allocates nothing (but see docs/RUNTIME.md on failing kernels). A call on an

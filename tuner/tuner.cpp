@@ -68,20 +68,19 @@ std::vector<Record> comparison_set(const std::vector<Record>& mine, const Config
 void confirm_best(const Workload& w, const Target& t, Database& db, Runner& runner,
                   const TuneOptions& options, TuneResult& result, const std::atomic<bool>* stop);
 
-TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner,
-                const TuneOptions& options,
-                const std::function<void(const TuneProgress&)>& on_progress,
-                const std::atomic<bool>* stop) {
+TaskTuner::TaskTuner(const Workload& w, const Target& t, Database& db, Runner& runner,
+                     const TuneOptions& options)
+    : workload_(w),
+      target_(t),
+      db_(db),
+      runner_(runner),
+      options_(options),
+      space_((w.validate(), find_space(w.op).space(w, t))) {
     if (!t.is_host)
         throw Error("target",
                     "tuning measures on this machine; '" + t.name + "' is not runnable here");
-    if (options.trials <= 0 && options.time_budget_s <= 0)
-        throw Error("trials", "give a number of trials or a time budget");
     if (options.batch_size <= 0) throw Error("batch", "batch size must be positive");
-    w.validate();
-    const ScheduleSpace space = find_space(w.op).space(w, t);
     const std::string fingerprint = t.fingerprint.id();
-    const Clock::time_point start = Clock::now();
 
     // Warm start: everything this machine measured for this workload in this space version.
     RecordFilter filter;
@@ -89,22 +88,19 @@ TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner
     filter.target_halide = t.halide;
     std::vector<Config> known_configs;
     std::vector<double> known_ms;
-    std::unordered_set<uint64_t> measured;
-    TuneResult result;
     for (const Record& r : db.records(filter)) {
-        if (r.fingerprint.id() != fingerprint || r.space_version != space.version) continue;
-        measured.insert(r.config.hash());
+        if (r.fingerprint.id() != fingerprint || r.space_version != space_.version) continue;
+        measured_.insert(r.config.hash());
         known_configs.push_back(r.config);
         known_ms.push_back(cost_of(r));
-        if (r.ok() && (!result.best || r.median_ms < result.best->median_ms)) result.best = r;
+        if (r.ok() && (!result_.best || r.median_ms < result_.best->median_ms)) result_.best = r;
     }
-    result.known = static_cast<int>(known_configs.size());
+    result_.known = static_cast<int>(known_configs.size());
 
     // The cost model, trained on what the database already knows of this op on this target.
-    std::unique_ptr<Guide> guide;
     if (options.cost_model && can_featurize(w.op)) {
-        guide = std::make_unique<Guide>(w, t, db, options.model, options.other_machine_weight);
-        guide->learn_from_database(options.min_samples);
+        guide_ = std::make_unique<Guide>(w, t, db, options.model, options.other_machine_weight);
+        guide_->learn_from_database(options.min_samples);
     }
     // A rerun must not replay the draws of the run it continues: with the same seed its first
     // proposals are the configs that run measured, and a known prefix of 64 draws reads as an
@@ -112,15 +108,81 @@ TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner
     // random search stopped after one new trial. The seed is mixed with what is measured already,
     // so the same database and seed still propose the same configs.
     SearchOptions search = options.search;
-    search.seed = resume_seed(options.search.seed, measured);
-    auto strategy =
-        make_search(options.strategy, space, w, search, guide ? guide->scorer() : Scorer());
-    if (!known_configs.empty()) strategy->observe(known_configs, known_ms);
+    search.seed = resume_seed(options.search.seed, measured_);
+    strategy_ =
+        make_search(options.strategy, space_, w, search, guide_ ? guide_->scorer() : Scorer());
+    if (!known_configs.empty()) strategy_->observe(known_configs, known_ms);
+}
+
+TaskTuner::~TaskTuner() = default;
+
+std::vector<Record> TaskTuner::step(int n, const std::atomic<bool>* stop) {
+    if (n <= 0) n = options_.batch_size;
+    std::vector<Config> batch;
+    if (options_.default_first && !measured_.count(space_.default_config.hash()))
+        batch.push_back(space_.default_config);
+    std::unordered_set<uint64_t> exclude = measured_;
+    if (!batch.empty()) exclude.insert(batch[0].hash());
+    if (static_cast<int>(batch.size()) < n) {
+        auto more = strategy_->propose(n - static_cast<int>(batch.size()), exclude);
+        batch.insert(batch.end(), more.begin(), more.end());
+    }
+    if (batch.empty()) {
+        exhausted_ = true;
+        return {};
+    }
+
+    runner_.set_stop_flag(stop);
+    std::vector<Record> records = runner_.measure(workload_, batch, target_);
+    // Records the runner did not reach (it was stopped) come back fewer; they stay unmeasured.
+    interrupted_ = records.size() < batch.size();
+    db_.add(records);
+    std::vector<Config> configs;
+    std::vector<double> ms;
+    for (const Record& r : records) {
+        measured_.insert(r.config.hash());
+        configs.push_back(r.config);
+        ms.push_back(cost_of(r));
+        ++result_.measured;
+        if (!r.ok()) ++result_.failures;
+        if (r.ok() && (!result_.best || r.median_ms < result_.best->median_ms)) result_.best = r;
+    }
+    strategy_->observe(configs, ms);
+    if (guide_) guide_->learn(records, options_.min_samples);
+    return records;
+}
+
+const TuneResult& TaskTuner::finish(bool confirm, const std::atomic<bool>* stop) {
+    if (confirm && options_.confirm_top > 1)
+        confirm_best(workload_, target_, db_, runner_, options_, result_, stop);
+    if (guide_ && guide_->trained()) {
+        result_.model_samples = guide_->samples();
+        result_.transfer_samples = guide_->transfer_samples();
+        if (options_.model_path != "-") {
+            result_.model_path = options_.model_path.empty()
+                                     ? default_model_path(db_.path(), workload_.op, target_)
+                                     : options_.model_path;
+            guide_->save(result_.model_path);
+        }
+    }
+    return result_;
+}
+
+TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner,
+                const TuneOptions& options,
+                const std::function<void(const TuneProgress&)>& on_progress,
+                const std::atomic<bool>* stop) {
+    if (options.trials <= 0 && options.time_budget_s <= 0)
+        throw Error("trials", "give a number of trials or a time budget");
+    const Clock::time_point start = Clock::now();
+    TaskTuner tuner(w, t, db, runner, options);
+    std::string stop_reason;
 
     TuneProgress progress;
     progress.trials_planned = options.trials;
-    progress.known = result.known;
+    progress.known = tuner.result().known;
     auto report = [&](bool improved) {
+        const TuneResult& result = tuner.result();
         progress.trials_done = result.measured;
         progress.failures = result.failures;
         progress.elapsed_s = seconds_since(start);
@@ -146,79 +208,49 @@ TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner
 
     int since_improvement = 0;
     for (;;) {
+        const int done = tuner.result().measured;
         if (stop && stop->load()) {
-            result.stop_reason = "interrupted";
+            stop_reason = "interrupted";
             break;
         }
-        if (options.trials > 0 && result.measured >= options.trials) {
-            result.stop_reason = "trials";
+        if (options.trials > 0 && done >= options.trials) {
+            stop_reason = "trials";
             break;
         }
         if (options.time_budget_s > 0 && seconds_since(start) >= options.time_budget_s) {
-            result.stop_reason = "time";
+            stop_reason = "time";
             break;
         }
         if (options.early_stop > 0 && since_improvement >= options.early_stop) {
-            result.stop_reason = "early stop";
+            stop_reason = "early stop";
             break;
         }
         int n = options.batch_size;
-        if (options.trials > 0) n = std::min(n, options.trials - result.measured);
-
-        std::vector<Config> batch;
-        if (options.default_first && !measured.count(space.default_config.hash()))
-            batch.push_back(space.default_config);
-        std::unordered_set<uint64_t> exclude = measured;
-        if (!batch.empty()) exclude.insert(batch[0].hash());
-        if (static_cast<int>(batch.size()) < n) {
-            auto more = strategy->propose(n - static_cast<int>(batch.size()), exclude);
-            batch.insert(batch.end(), more.begin(), more.end());
-        }
-        if (batch.empty()) {
-            result.stop_reason = "space exhausted";
+        if (options.trials > 0) n = std::min(n, options.trials - done);
+        double running_best = tuner.result().best ? tuner.result().best->median_ms
+                                                  : std::numeric_limits<double>::infinity();
+        const std::vector<Record> records = tuner.step(n, stop);
+        if (tuner.exhausted()) {
+            stop_reason = "space exhausted";
             break;
         }
-
-        runner.set_stop_flag(stop);
-        std::vector<Record> records = runner.measure(w, batch, t);
-        // Records the runner did not reach (it was stopped) come back fewer; they stay
-        // unmeasured.
-        db.add(records);
-        std::vector<Config> configs;
-        std::vector<double> ms;
         bool improved = false;
         for (const Record& r : records) {
-            measured.insert(r.config.hash());
-            configs.push_back(r.config);
-            ms.push_back(cost_of(r));
-            ++result.measured;
             ++since_improvement;
-            if (!r.ok()) ++result.failures;
-            if (r.ok() && (!result.best || r.median_ms < result.best->median_ms)) {
-                result.best = r;
+            if (r.ok() && r.median_ms < running_best) {
+                running_best = r.median_ms;
                 improved = true;
                 since_improvement = 0;
             }
         }
-        strategy->observe(configs, ms);
-        if (guide) guide->learn(records, options.min_samples);
         report(improved);
-        if (records.size() < batch.size()) {
-            result.stop_reason = "interrupted";
+        if (tuner.interrupted()) {
+            stop_reason = "interrupted";
             break;
         }
     }
-    if (result.stop_reason != "interrupted" && options.confirm_top > 1)
-        confirm_best(w, t, db, runner, options, result, stop);
-    if (guide && guide->trained()) {
-        result.model_samples = guide->samples();
-        result.transfer_samples = guide->transfer_samples();
-        if (options.model_path != "-") {
-            result.model_path = options.model_path.empty() ? default_model_path(db.path(), w.op, t)
-                                                           : options.model_path;
-            guide->save(result.model_path);
-        }
-    }
+    TuneResult result = tuner.finish(stop_reason != "interrupted", stop);
+    result.stop_reason = stop_reason;
     return result;
 }
 

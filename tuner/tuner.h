@@ -9,12 +9,15 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 
 #include "core/workload.h"
 #include "cost_model/model.h"
 #include "db/database.h"
+#include "schedules/space.h"
 #include "tuner/runner.h"
 #include "tuner/search.h"
 
@@ -80,6 +83,51 @@ struct TuneResult {
     int transfer_samples = 0;
     std::string model_path;
     std::string stop_reason;  // "trials", "time", "early stop", "interrupted", "space exhausted"
+};
+
+class Guide;
+
+// The tuning of one workload, one batch at a time: what tune() runs in a loop, and what the
+// task scheduler of a whole model (tuner/scheduler.h) steps task by task. The constructor warm
+// starts from the database and trains the cost model; each step() proposes, measures and
+// commits one batch; finish() runs the final comparison and saves the model. TuneOptions'
+// budgets (trials, time, early stop) are the caller's to apply.
+class TaskTuner {
+  public:
+    TaskTuner(const Workload& w, const Target& t, Database& db, Runner& runner,
+              const TuneOptions& options);
+    ~TaskTuner();
+    TaskTuner(const TaskTuner&) = delete;
+    TaskTuner& operator=(const TaskTuner&) = delete;
+
+    // Measures up to `n` new configs (the space's default first, unless measured already) and
+    // commits them in one transaction. Returns the records measured: fewer than `n` when
+    // `stop` was set (the rest stay unmeasured) or the space ran out (exhausted() is then true).
+    std::vector<Record> step(int n, const std::atomic<bool>* stop = nullptr);
+    bool exhausted() const { return exhausted_; }
+    // The last step() was stopped before it measured its whole batch.
+    bool interrupted() const { return interrupted_; }
+    // Measured, failures and known so far, and the best record (this machine's, this space
+    // version's, known records included).
+    const TuneResult& result() const { return result_; }
+    const Workload& workload() const { return workload_; }
+    // The final comparison (when `confirm` and TuneOptions::confirm_top > 1) and saving the
+    // cost model; fills the result's confirmed, model and best fields.
+    const TuneResult& finish(bool confirm, const std::atomic<bool>* stop = nullptr);
+
+  private:
+    Workload workload_;
+    Target target_;
+    Database& db_;
+    Runner& runner_;
+    TuneOptions options_;
+    ScheduleSpace space_;
+    std::unordered_set<uint64_t> measured_;
+    std::unique_ptr<Guide> guide_;
+    std::unique_ptr<SearchStrategy> strategy_;
+    TuneResult result_;
+    bool exhausted_ = false;
+    bool interrupted_ = false;
 };
 
 // `stop` (may be null) is polled between candidates: set it from a signal handler to finish the

@@ -1,21 +1,27 @@
 // Ahead-of-time compilation: the memory plan, then whole models compiled into libNAME.a,
 // linked into a plain C program with `cc` (no Halide, no LLVM, no C++ runtime) and run, their
-// outputs checked against the reference interpreter; and `kiln run` on the same libraries.
+// outputs checked against the reference interpreter; `kiln run` on the same libraries; and
+// `kiln tune` of a whole model: budgets, resuming, a kill.
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 #include <nlohmann/json.hpp>
 
+#include "db/database.h"
 #include "graph/aot.h"
 #include "graph/ir.h"
 #include "graph/memory_plan.h"
@@ -275,6 +281,121 @@ TEST(Compile, ABadNameAndAMissingCompilerAreErrors) {
         EXPECT_NE(std::string(e.what()).find("/nonexistent/cc"), std::string::npos) << e.what();
     }
     EXPECT_FALSE(fs::exists(o.out_dir));
+}
+
+// ---- Tuning a whole model (`kiln tune`) -------------------------------------------------------
+
+// `kiln tune MODEL` with a tiny budget: no waiting for a quiet machine, 10 ms of timing.
+std::string tune_command(const std::string& model, const std::string& db, const std::string& more) {
+    return std::string(KILN_BINARY) + " tune " + model + " --db " + db +
+           " --batch 2 --quiet-wait 0 --min-time 0.01 " +
+           (more.find("--confirm") == std::string::npos ? "--confirm 0 " : "") + more;
+}
+
+// (workload key, config hash) of every record, and whether any pair repeats.
+std::pair<size_t, bool> record_count(const std::string& db_path) {
+    std::set<std::pair<std::string, uint64_t>> seen;
+    bool repeated = false;
+    for (const Record& r : Database::open(db_path)->records({}))
+        repeated |= !seen.insert({r.workload.key(), r.config.hash()}).second;
+    return {seen.size(), repeated};
+}
+
+size_t line_count(const std::string& path) {
+    std::ifstream in(path);
+    size_t n = 0;
+    for (std::string line; std::getline(in, line);)
+        n += !line.empty();
+    return n;
+}
+
+TEST(Tune, TunesEveryKernelAndContinuesTheCurve) {
+    ModelDir dir;
+    const std::string model = dir.write(small_cnn()), db = dir.path() + "/t.db",
+                      log = dir.path() + "/curve.jsonl", svg = dir.path() + "/curve.svg";
+    Shell first = shell(tune_command(model, db, "--trials 6 --log " + log + " --report " + svg));
+    ASSERT_EQ(first.code, 0) << first.out;
+    EXPECT_NE(first.out.find("2 tasks (2 kernels"), std::string::npos) << first.out;
+    EXPECT_NE(first.out.find("stopped   trials: 6 trials"), std::string::npos) << first.out;
+    EXPECT_NE(first.out.find("estimate  "), std::string::npos) << first.out;
+    EXPECT_NE(first.out.find("dense/m1n10k256/f32/bias"), std::string::npos) << first.out;
+    EXPECT_EQ(record_count(db), std::make_pair(size_t(6), false));
+    EXPECT_EQ(line_count(log), 3u);
+    std::ifstream drawn(svg);
+    std::string text((std::istreambuf_iterator<char>(drawn)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("<path d='M"), std::string::npos) << text;
+
+    // Again: four more trials, none measured before, and the log goes on counting.
+    Shell second = shell(tune_command(model, db, "--trials 4 --log " + log));
+    ASSERT_EQ(second.code, 0) << second.out;
+    EXPECT_NE(second.out.find("resume    every task has records"), std::string::npos) << second.out;
+    EXPECT_EQ(record_count(db), std::make_pair(size_t(10), false));
+    EXPECT_EQ(line_count(log), 5u);
+    std::vector<std::string> lines;
+    std::ifstream in(log);
+    for (std::string line; std::getline(in, line);)
+        lines.push_back(line);
+    const std::string last = lines.empty() ? "{}" : lines.back();
+    EXPECT_EQ(nlohmann::json::parse(last).at("trials").get<int>(), 10) << last;
+
+    Shell bad = shell(tune_command(model, db, "--trials 2 --schedule fastest"));
+    EXPECT_EQ(bad.code, 2) << bad.out;
+    EXPECT_NE(bad.out.find("unknown task schedule 'fastest'"), std::string::npos) << bad.out;
+    Shell no_budget = shell(tune_command(model, db, ""));
+    EXPECT_EQ(no_budget.code, 2) << no_budget.out;
+    EXPECT_NE(no_budget.out.find("--trials N or --time"), std::string::npos) << no_budget.out;
+    Shell bad_report =
+        shell(tune_command(model, db, "--trials 2 --report " + dir.path() + "/c.png"));
+    EXPECT_EQ(bad_report.code, 2) << bad_report.out;
+    EXPECT_NE(bad_report.out.find(".svg or an .html"), std::string::npos) << bad_report.out;
+}
+
+// --time is a hard budget: the run stops at the deadline, between candidates, without the
+// final comparison.
+TEST(Tune, TimeIsAHardBudget) {
+    ModelDir dir;
+    const std::string model = dir.write(small_cnn()), db = dir.path() + "/t.db";
+    auto start = std::chrono::steady_clock::now();
+    Shell r = shell(tune_command(model, db, "--time 3s --confirm 4"));
+    double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("stopped   time: "), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("comparing the fastest"), std::string::npos) << r.out;
+    // Import and the candidate in flight come on top of the 3 s; a batch takes about a second.
+    EXPECT_LT(took, 3 + 20) << r.out;
+    EXPECT_FALSE(record_count(db).second);
+}
+
+// Killed with SIGKILL mid-run: the database opens cleanly with whole batches, and the rerun
+// measures none of them again.
+TEST(Tune, SigkillLosesNothingCommittedAndRerunMeasuresNothingTwice) {
+    ModelDir dir;
+    const std::string model = dir.write(small_cnn()), db = dir.path() + "/t.db";
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        freopen("/dev/null", "w", stderr);
+        execl("/bin/sh", "sh", "-c", ("exec " + tune_command(model, db, "--trials 60")).c_str(),
+              static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    size_t committed = 0;
+    for (int i = 0; i < 600 && committed < 4; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (fs::exists(db)) committed = record_count(db).first;
+    }
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_GE(committed, 4u) << "kiln tune committed nothing in 60 s";
+
+    auto [before, repeated] = record_count(db);
+    EXPECT_FALSE(repeated);
+    EXPECT_EQ(before % 2, 0u) << "a batch was committed in part";
+    Shell again = shell(tune_command(model, db, "--trials 4"));
+    ASSERT_EQ(again.code, 0) << again.out;
+    EXPECT_EQ(record_count(db), std::make_pair(before + 4, false));
 }
 
 }  // namespace

@@ -7,9 +7,6 @@
 // again continues and measures nothing twice. run_tune_op() reads top to bottom.
 #include <unistd.h>
 
-#include <atomic>
-#include <climits>
-#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -24,6 +21,7 @@
 #include "schedules/kernel.h"
 #include "tools/commands.h"
 #include "tools/db_path.h"
+#include "tools/tune_util.h"
 #include "tuner/tuner.h"
 
 namespace kiln::tools {
@@ -44,46 +42,6 @@ struct TuneOpOptions {
     bool no_cost_model = false;
     TuneOptions tune;
 };
-
-std::atomic<bool> g_stop{false};
-
-extern "C" void on_interrupt(int) {
-    g_stop.store(true);
-    // A second Ctrl-C ends the process at once.
-    std::signal(SIGINT, SIG_DFL);
-}
-
-// "90" and "90s" are seconds; "10m" minutes; "2h" hours.
-double parse_duration(const std::string& text) {
-    if (text.empty()) return 0;
-    size_t used = 0;
-    double value = 0;
-    try {
-        value = std::stod(text, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    std::string unit = text.substr(used);
-    double scale = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : -1;
-    if (used == 0 || scale < 0 || value <= 0)
-        throw Error("time", "expected a duration such as 90s, 10m or 2h, got '" + text + "'");
-    return value * scale;
-}
-
-std::string self_executable() {
-    char buf[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n <= 0) throw Error("runner", "cannot find this executable (/proc/self/exe)");
-    return std::string(buf, static_cast<size_t>(n));
-}
-
-std::string format_seconds(double s) {
-    if (s < 0) return "?";
-    int total = static_cast<int>(s + 0.5);
-    if (total >= 3600) return fmt::format("{}h{:02}m", total / 3600, total / 60 % 60);
-    if (total >= 60) return fmt::format("{}m{:02}s", total / 60, total % 60);
-    return fmt::format("{}s", total);
-}
 
 // A bar redrawn in place on a terminal; one line per batch otherwise (logs, CI).
 class ProgressPrinter {
@@ -157,12 +115,11 @@ void run_tune_op(TuneOpOptions& o) {
                                          : "");
     std::fflush(stdout);
 
-    g_stop.store(false);
-    auto previous = std::signal(SIGINT, on_interrupt);
+    install_interrupt_flag();
     ProgressPrinter printer(w);
-    TuneResult r = tune(w, t, *db, *runner, o.tune, std::ref(printer), &g_stop);
+    TuneResult r = tune(w, t, *db, *runner, o.tune, std::ref(printer), &g_interrupted);
     printer.finish();
-    std::signal(SIGINT, previous);
+    restore_interrupt();
 
     std::printf("stopped   %s: %d measured (%d failed), %d already in the database\n",
                 r.stop_reason.c_str(), r.measured, r.failures, r.known);

@@ -14,6 +14,7 @@ namespace kiln::tools {
 void add_ops(CLI::App& app);          // tools/cmd_ops.cpp
 void add_bench_op(CLI::App& app);     // tools/cmd_bench_op.cpp
 void add_tune_op(CLI::App& app);      // tools/cmd_tune_op.cpp
+void add_tune(CLI::App& app);         // tools/cmd_tune.cpp
 void add_db(CLI::App& app);           // tools/cmd_db.cpp
 void add_cost_model(CLI::App& app);   // tools/cmd_cost_model.cpp
 void add_inspect(CLI::App& app);      // tools/cmd_inspect.cpp

@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
     kiln::tools::add_ops(app);
     kiln::tools::add_bench_op(app);
     kiln::tools::add_tune_op(app);
+    kiln::tools::add_tune(app);
     kiln::tools::add_measure_one(app);
     kiln::tools::add_db(app);
     kiln::tools::add_cost_model(app);

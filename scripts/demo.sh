@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kiln's main job today, end to end on a small model: build kiln; export SqueezeNet 1.1 from
-# torchvision (random weights, opset 13); show its kernels; tune its first convolution briefly
-# into a tuning database; compile the model into a static library with that database; build
+# torchvision (random weights, opset 13); show its kernels; tune them briefly (kiln tune) into
+# a tuning database; compile the model into a static library with that database; build
 # examples/classify against it through find_package(kiln), as an application would, and
 # classify the exported input; check the output against PyTorch's; time kiln beside PyTorch.
 set -euo pipefail
@@ -23,9 +23,9 @@ echo "== kiln inspect $model --kernels"
 build/tools/kiln inspect "$demo/$model.onnx" --kernels | sed -n '/^kernel tasks/,/^fallbacks/p'
 
 echo
-echo "== kiln tune-op: its first convolution, 16 candidates into $db (resumes if run again)"
-build/tools/kiln tune-op conv2d --shape n=1,c=3,h=224,w=224,k=64,r=3,s=3,stride=2 \
-    --epilogue bias+relu --db "$db" --trials 16
+echo "== kiln tune $model: 80 trials over its 18 kernel tasks into $db (continues if run again)"
+build/tools/kiln tune "$demo/$model.onnx" --db "$db" --trials 80 --batch 4 --confirm 2 \
+    --report "$demo/tuning-curve.html"
 
 echo
 echo "== kiln compile $model --db $db (kernels without a record take default configs)"

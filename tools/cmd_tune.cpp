@@ -48,11 +48,7 @@ struct TuneCommandOptions {
     std::string log;
     int64_t batch_dim = 1;
     int trials = 0;
-    int threads = 0;
-    int parallel_builds = 2;
-    double min_time = 0.1;
-    double run_timeout = 30;
-    double quiet_wait = 30;
+    MeasurementOptions measure;
     bool no_cost_model = false;
     SchedulerOptions schedule;
     TuneOptions tune;
@@ -194,14 +190,7 @@ void run_tune(TuneCommandOptions& o) {
         o.log.empty() ? db_path + ".tune/" + name + "-" + short_hash(t.halide) + ".jsonl" : o.log;
     auto db = Database::open(db_path);
 
-    RunnerOptions ro;
-    ro.measure_binary = self_executable();
-    ro.parallel_builds = o.parallel_builds;
-    ro.run_timeout_s = o.run_timeout;
-    ro.measure.quiet_wait_s = o.quiet_wait;
-    ro.measure.min_time_s = o.min_time;
-    ro.measure.threads = o.threads;
-    auto runner = make_process_runner(ro);
+    auto runner = make_command_runner(o.measure);
 
     TaskScheduler scheduler(scheduled_tasks(list, *db, t), o.schedule);
     int kernels = 0;
@@ -365,28 +354,13 @@ void add_tune(CLI::App& app) {
     cmd->add_option("--batch-size", o->batch_dim, "The model's batch dimension")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
-    cmd->add_option("--threads", o->threads, "Threads per measured kernel (default: all cores)")
-        ->check(CLI::PositiveNumber);
-    cmd->add_option("--parallel-builds", o->parallel_builds, "Candidates compiled at once")
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    cmd->add_option("--min-time", o->min_time, "Seconds of timed runs per candidate")
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
     cmd->add_flag("--no-cost-model", o->no_cost_model, "Search without the cost model");
     cmd->add_option("--confirm", o->tune.confirm_top,
                     "At the end, time this many of each tuned task's fastest configs again side "
                     "by side (0: off; skipped when --time or Ctrl-C ends the run)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
-    cmd->add_option("--run-timeout", o->run_timeout,
-                    "Seconds a candidate may take to verify and time before it is killed")
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    cmd->add_option("--quiet-wait", o->quiet_wait,
-                    "Seconds to wait, per candidate, for other processes to leave the cores")
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+    add_measurement_options(cmd, o->measure);
     cmd->footer(
         "Each distinct conv or dense kernel of the compiled graph (after BN folding and epilogue\n"
         "fusion) is a task. Every task first gets one batch, its default config first; then each\n"

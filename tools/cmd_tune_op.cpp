@@ -34,11 +34,7 @@ struct TuneOpOptions {
     std::string target = "host";
     std::string db;
     std::string time;  // "90", "30s", "10m", "2h"
-    int threads = 0;
-    int parallel_builds = 2;
-    double min_time = 0.1;
-    double run_timeout = 30;
-    double quiet_wait = 30;
+    MeasurementOptions measure;
     bool no_cost_model = false;
     TuneOptions tune;
 };
@@ -94,14 +90,7 @@ void run_tune_op(TuneOpOptions& o) {
     std::string db_path = o.db.empty() ? default_database_path() : o.db;
     auto db = Database::open(db_path);
 
-    RunnerOptions ro;
-    ro.measure_binary = self_executable();
-    ro.parallel_builds = o.parallel_builds;
-    ro.run_timeout_s = o.run_timeout;
-    ro.measure.quiet_wait_s = o.quiet_wait;
-    ro.measure.min_time_s = o.min_time;
-    ro.measure.threads = o.threads;
-    auto runner = make_process_runner(ro);
+    auto runner = make_command_runner(o.measure);
 
     std::printf("workload  %s (%.4g GFLOP)\n", w.key().c_str(), w.flops() / 1e9);
     std::printf("target    %s (%s), machine %s\n", t.name.c_str(), t.halide.c_str(),
@@ -175,14 +164,6 @@ void add_tune_op(CLI::App& app) {
     cmd->add_option("--strategy", o->tune.strategy, "Search strategy: evolutionary or random")
         ->capture_default_str();
     cmd->add_option("--seed", o->tune.search.seed, "Seed of the search")->capture_default_str();
-    cmd->add_option("--threads", o->threads, "Threads per measured kernel (default: all cores)")
-        ->check(CLI::PositiveNumber);
-    cmd->add_option("--parallel-builds", o->parallel_builds, "Candidates compiled at once")
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    cmd->add_option("--min-time", o->min_time, "Seconds of timed runs per candidate")
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
     cmd->add_flag("--no-cost-model", o->no_cost_model,
                   "Search without the cost model (it is trained on the database's records of "
                   "this op and target, and picks which candidates to measure)");
@@ -200,15 +181,7 @@ void add_tune_op(CLI::App& app) {
                     "side by side, and keep the winner of that comparison (0: off)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
-    cmd->add_option("--run-timeout", o->run_timeout,
-                    "Seconds a candidate may take to verify and time before it is killed")
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    cmd->add_option("--quiet-wait", o->quiet_wait,
-                    "Seconds to wait, per candidate, for other processes to leave the cores "
-                    "before timing it (a record timed while they did not says so; 0: no waiting)")
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+    add_measurement_options(cmd, o->measure);
     cmd->footer(
         "Ctrl-C finishes the candidate being timed, commits and exits; the same command again\n"
         "continues. A crash, hang or wrong answer of a candidate is recorded, never fatal.\n\n"

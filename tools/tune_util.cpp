@@ -7,6 +7,7 @@
 #include <csignal>
 
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "core/error.h"
 
@@ -64,6 +65,37 @@ std::string format_seconds(double s) {
     if (total >= 3600) return fmt::format("{}h{:02}m", total / 3600, total / 60 % 60);
     if (total >= 60) return fmt::format("{}m{:02}s", total / 60, total % 60);
     return fmt::format("{}s", total);
+}
+
+void add_measurement_options(CLI::App* cmd, MeasurementOptions& o) {
+    cmd->add_option("--threads", o.threads, "Threads per measured kernel (default: all cores)")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--parallel-builds", o.parallel_builds, "Candidates compiled at once")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--min-time", o.min_time, "Seconds of timed runs per candidate")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--run-timeout", o.run_timeout,
+                    "Seconds a candidate may take to verify and time before it is killed")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--quiet-wait", o.quiet_wait,
+                    "Seconds to wait, per candidate, for other processes to leave the cores "
+                    "before timing it (a record timed while they did not says so; 0: no waiting)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+}
+
+std::unique_ptr<Runner> make_command_runner(const MeasurementOptions& o) {
+    RunnerOptions ro;
+    ro.measure_binary = self_executable();
+    ro.parallel_builds = o.parallel_builds;
+    ro.run_timeout_s = o.run_timeout;
+    ro.measure.quiet_wait_s = o.quiet_wait;
+    ro.measure.min_time_s = o.min_time;
+    ro.measure.threads = o.threads;
+    return make_process_runner(ro);
 }
 
 }  // namespace kiln::tools

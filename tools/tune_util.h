@@ -1,11 +1,31 @@
-// kiln/tools/tune_util.h — what `kiln tune-op` and `kiln tune` share: durations, the child
-// executable, and the SIGINT flag.
+// kiln/tools/tune_util.h — what `kiln tune-op` and `kiln tune` share: measurement options and
+// the runner, durations, and the SIGINT flag.
 #pragma once
 
 #include <atomic>
+#include <memory>
 #include <string>
 
+#include "tuner/runner.h"
+
+namespace CLI {
+class App;
+}
+
 namespace kiln::tools {
+
+// How candidates are built and timed: the options `tune-op` and `tune` share.
+struct MeasurementOptions {
+    int threads = 0;  // 0 = all cores
+    int parallel_builds = 2;
+    double min_time = 0.1;
+    double run_timeout = 30;
+    double quiet_wait = 30;
+};
+// --threads, --parallel-builds, --min-time, --run-timeout, --quiet-wait.
+void add_measurement_options(CLI::App* cmd, MeasurementOptions& o);
+// The process runner: children are this executable's `measure-one`.
+std::unique_ptr<Runner> make_command_runner(const MeasurementOptions& o);
 
 // "90" and "90s" are seconds; "10m" minutes; "2h" hours; "" is 0. Throws kiln::Error("time", ...)
 // for anything else.

@@ -22,7 +22,6 @@
 #include <CLI/CLI.hpp>
 
 #include "core/error.h"
-#include "core/hash.h"
 #include "db/database.h"
 #include "graph/passes.h"
 #include "graph/tasks.h"
@@ -89,14 +88,9 @@ class Deadline {
     std::atomic<bool> passed_{false};
 };
 
-std::string short_hash(const std::string& text) {
-    return fmt::format("{:016x}", fnv1a(text)).substr(0, 8);
-}
-
 // The task list's ScheduledTask for each task, from what this machine measured already.
 std::vector<ScheduledTask> scheduled_tasks(const graph::TaskList& list, Database& db,
                                            const Target& t) {
-    const std::string fingerprint = t.fingerprint.id();
     std::vector<ScheduledTask> out;
     for (const graph::KernelTask& task : list.tasks) {
         ScheduledTask s;
@@ -105,11 +99,7 @@ std::vector<ScheduledTask> scheduled_tasks(const graph::TaskList& list, Database
         s.count = task.count;
         s.flops = task.workload.flops();
         const ScheduleSpace space = find_space(task.workload.op).space(task.workload, t);
-        RecordFilter filter;
-        filter.workload_key = task.key;
-        filter.target_halide = t.halide;
-        for (const Record& r : db.records(filter)) {
-            if (r.fingerprint.id() != fingerprint || r.space_version != space.version) continue;
+        for (const Record& r : this_machines_records(db, task.workload, t, space)) {
             ++s.trials;
             if (!r.ok()) continue;
             if (s.best_ms <= 0 || r.median_ms < s.best_ms) s.best_ms = r.median_ms;
@@ -187,7 +177,7 @@ void run_tune(TuneCommandOptions& o) {
     const std::string name = name_from_path(o.model);
     const std::string db_path = database_path(o.db);
     const std::string log_path =
-        o.log.empty() ? db_path + ".tune/" + name + "-" + short_hash(t.halide) + ".jsonl" : o.log;
+        o.log.empty() ? db_path + ".tune/" + name + "-" + target_hash(t) + ".jsonl" : o.log;
     auto db = Database::open(db_path);
 
     auto runner = make_command_runner(o.measure);

@@ -80,16 +80,11 @@ TaskTuner::TaskTuner(const Workload& w, const Target& t, Database& db, Runner& r
         throw Error("target",
                     "tuning measures on this machine; '" + t.name + "' is not runnable here");
     if (options.batch_size <= 0) throw Error("batch", "batch size must be positive");
-    const std::string fingerprint = t.fingerprint.id();
 
     // Warm start: everything this machine measured for this workload in this space version.
-    RecordFilter filter;
-    filter.workload_key = w.key();
-    filter.target_halide = t.halide;
     std::vector<Config> known_configs;
     std::vector<double> known_ms;
-    for (const Record& r : db.records(filter)) {
-        if (r.fingerprint.id() != fingerprint || r.space_version != space_.version) continue;
+    for (const Record& r : this_machines_records(db, w, t, space_)) {
         measured_.insert(r.config.hash());
         known_configs.push_back(r.config);
         known_ms.push_back(cost_of(r));
@@ -254,29 +249,40 @@ TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner
     return result;
 }
 
-std::string default_model_path(const std::string& db_path, const std::string& op, const Target& t) {
+std::vector<Record> this_machines_records(Database& db, const Workload& w, const Target& t,
+                                          const ScheduleSpace& space) {
+    const std::string fingerprint = t.fingerprint.id();
+    RecordFilter filter;
+    filter.workload_key = w.key();
+    filter.target_halide = t.halide;
+    std::vector<Record> mine;
+    for (Record& r : db.records(filter))
+        if (r.fingerprint.id() == fingerprint && r.space_version == space.version)
+            mine.push_back(std::move(r));
+    return mine;
+}
+
+std::string target_hash(const Target& t) {
     char hash[17];
     std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a(t.halide)));
-    return db_path + ".models/" + op + "-" + std::string(hash).substr(0, 8) + ".json";
+    return std::string(hash).substr(0, 8);
+}
+
+std::string default_model_path(const std::string& db_path, const std::string& op, const Target& t) {
+    return db_path + ".models/" + op + "-" + target_hash(t) + ".json";
 }
 
 void confirm_best(const Workload& w, const Target& t, Database& db, Runner& runner,
                   const TuneOptions& options, TuneResult& result, const std::atomic<bool>* stop) {
     const ScheduleSpace space = find_space(w.op).space(w, t);
     const std::string fingerprint = t.fingerprint.id();
-    RecordFilter filter;
-    filter.workload_key = w.key();
-    filter.target_halide = t.halide;
     std::unordered_set<uint64_t> compared;
     // A comparison can leave its winner slower than a record it did not include (the machine
     // was quieter when that one was measured): that record joins the next comparison, with the
     // winner. A few passes settle it.
     for (int pass = 0; pass < 3; ++pass) {
-        std::vector<Record> mine;
-        for (Record& r : db.records(filter))
-            if (r.fingerprint.id() == fingerprint && r.space_version == space.version)
-                mine.push_back(std::move(r));
-        std::vector<Record> set = comparison_set(mine, space.default_config, options.confirm_top);
+        std::vector<Record> set = comparison_set(this_machines_records(db, w, t, space),
+                                                 space.default_config, options.confirm_top);
         bool anything_new = std::any_of(set.begin(), set.end(), [&](const Record& r) {
             return !compared.count(r.config.hash());
         });

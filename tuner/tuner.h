@@ -137,6 +137,16 @@ TuneResult tune(const Workload& w, const Target& t, Database& db, Runner& runner
                 const std::function<void(const TuneProgress&)>& on_progress = nullptr,
                 const std::atomic<bool>* stop = nullptr);
 
+// The records a tuning run of `w` on `t` builds on: this machine's (same fingerprint), measured
+// in `space`'s version. The warm start, the final comparison and `kiln tune`'s scheduler read
+// these.
+std::vector<Record> this_machines_records(Database& db, const Workload& w, const Target& t,
+                                          const ScheduleSpace& space);
+
+// The first 8 hex digits of a hash of the target's Halide string: files kept per target
+// beside a database (models, tuning logs) carry it in their names.
+std::string target_hash(const Target& t);
+
 // Where tune() saves the cost model of `op` on `t` for the database at `db_path`.
 std::string default_model_path(const std::string& db_path, const std::string& op, const Target& t);
 

@@ -7,9 +7,6 @@
 // as an application would run it: kiln_create, kiln_run, kiln_destroy. Inputs come from .npy
 // files or, without them, uniform random numbers in [-1, 1]; --compare checks an output against
 // an expected .npy (a framework's answer on the same input).
-#include <dlfcn.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -30,6 +27,7 @@
 #include "targets/target.h"
 #include "tools/commands.h"
 #include "tools/compile.h"
+#include "tools/model_library.h"
 #include "tools/npy.h"
 
 namespace kiln::tools {
@@ -54,112 +52,9 @@ struct RunOptions {
     std::string cc = "cc";
 };
 
-// The C API of one loaded library.
-struct Library {
-    void* handle = nullptr;
-    const kiln_model_def* model = nullptr;
-    decltype(&kiln_create) create = nullptr;
-    decltype(&kiln_destroy) destroy = nullptr;
-    decltype(&kiln_num_inputs) num_inputs = nullptr;
-    decltype(&kiln_num_outputs) num_outputs = nullptr;
-    decltype(&kiln_input_info) input_info = nullptr;
-    decltype(&kiln_output_info) output_info = nullptr;
-    decltype(&kiln_run) run = nullptr;
-    decltype(&kiln_last_error) last_error = nullptr;
-    ~Library() {
-        if (handle) ::dlclose(handle);
-    }
-};
-
-template <class F>
-void bind(Library& lib, F& f, const char* symbol) {
-    f = reinterpret_cast<F>(::dlsym(lib.handle, symbol));
-    if (!f) throw Error("run", std::string("the library has no symbol ") + symbol);
-}
-
-// Finds NAME.json in `dir` and checks that it can run here.
-nlohmann::json read_description(const fs::path& dir) {
-    for (const auto& e : fs::directory_iterator(dir)) {
-        if (e.path().extension() != ".json") continue;
-        nlohmann::json j = nlohmann::json::parse(std::ifstream(e.path()), nullptr, false);
-        if (j.is_object() && j.contains("format") && j.contains("name") &&
-            fs::exists(dir / ("lib" + j["name"].get<std::string>() + ".a")))
-            return j;
-    }
-    throw Error("run", "'" + dir.string() +
-                           "' holds no compiled model (NAME.json beside libNAME.a); "
-                           "kiln compile writes one");
-}
-
-void load(Library& lib, const fs::path& dir, const std::string& name, const std::string& cc,
-          const fs::path& scratch) {
-    const fs::path so = scratch / ("lib" + name + ".so");
-    const std::string cmd = fmt::format(
-        "'{}' -shared -o '{}' -Wl,--whole-archive '{}' -Wl,--no-whole-archive -lpthread -ldl -lm "
-        "2>&1",
-        cc, so.string(), (dir / ("lib" + name + ".a")).string());
-    std::string output;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    char buf[4096];
-    for (size_t n; p && (n = std::fread(buf, 1, sizeof buf, p)) > 0;)
-        output.append(buf, n);
-    if (!p || ::pclose(p) != 0)
-        throw Error("run",
-                    "linking the library into a shared object failed: " + cmd + "\n" + output);
-    lib.handle = ::dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!lib.handle) throw Error("run", std::string("dlopen: ") + ::dlerror());
-    using ModelFn = const kiln_model_def* (*)();
-    ModelFn model = nullptr;
-    bind(lib, model, ("kiln_model_" + name).c_str());
-    lib.model = model();
-    bind(lib, lib.create, "kiln_create");
-    bind(lib, lib.destroy, "kiln_destroy");
-    bind(lib, lib.num_inputs, "kiln_num_inputs");
-    bind(lib, lib.num_outputs, "kiln_num_outputs");
-    bind(lib, lib.input_info, "kiln_input_info");
-    bind(lib, lib.output_info, "kiln_output_info");
-    bind(lib, lib.run, "kiln_run");
-    bind(lib, lib.last_error, "kiln_last_error");
-}
-
-int64_t numel(const kiln_tensor_info& t) {
-    int64_t n = 1;
-    for (int i = 0; i < t.rank; ++i)
-        n *= t.shape[i];
-    return n;
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-    std::string s;
-    for (int64_t d : shape)
-        s += (s.empty() ? "" : "x") + std::to_string(d);
-    return s.empty() ? "scalar" : s;
-}
-
-std::vector<int64_t> shape_of(const kiln_tensor_info& t) {
-    return std::vector<int64_t>(t.shape, t.shape + t.rank);
-}
-
-double percentile(std::vector<double> v, double q) {
-    std::sort(v.begin(), v.end());
-    size_t i = std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5));
-    return v[i];
-}
-
 void run_model(const RunOptions& o) {
     // Scratch for the shared object (and the compiled model, for an .onnx file).
-    std::string scratch_template = (fs::temp_directory_path() / "kiln-run-XXXXXX").string();
-    if (!::mkdtemp(scratch_template.data()))
-        throw Error("run", "cannot make a temporary directory");
-    const fs::path scratch = scratch_template;
-    struct Cleanup {
-        fs::path p;
-        ~Cleanup() {
-            std::error_code ignored;
-            fs::remove_all(p, ignored);
-        }
-    } cleanup{scratch};
-
+    ScratchDir scratch("kiln-run");
     fs::path dir = o.model;
     if (!fs::is_directory(dir)) {
         if (!fs::exists(dir)) throw Error("run", "'" + o.model + "' does not exist");
@@ -167,68 +62,39 @@ void run_model(const RunOptions& o) {
         co.model = o.model;
         co.db = o.db;
         co.no_db = o.no_db;
-        co.out = (scratch / "model").string();
+        co.out = (scratch.path() / "model").string();
         compile_onnx_model(co);
         dir = co.out;
     }
-    const nlohmann::json desc = read_description(dir);
-    const std::string name = desc["name"];
-    const std::string target = desc["target"].value("halide", "");
-    const std::string host = host_target().halide;
-    if (target.substr(0, target.find('-', target.find('-') + 1)) !=
-        host.substr(0, host.find('-', host.find('-') + 1)))
-        throw Error("run", fmt::format("'{}' was compiled for {}; this machine is {}", dir.string(),
-                                       target, host));
-    Library lib;
-    load(lib, dir, name, o.cc, scratch);
-
-    kiln_options options{};
-    options.threads = o.threads;
-    kiln_instance* m = nullptr;
-    if (lib.create(lib.model, &options, &m) != KILN_OK)
-        throw Error("run", std::string("kiln_create: ") + lib.last_error(nullptr));
-    std::unique_ptr<kiln_instance, decltype(lib.destroy)> instance(m, lib.destroy);
-
-    const int ni = lib.num_inputs(m), no = lib.num_outputs(m);
+    LoadedModel m;
+    const std::string name = open_model(m, dir, o.cc, scratch.path(), o.threads)["name"];
+    const int ni = static_cast<int>(m.in.size()), no = static_cast<int>(m.out.size());
     if (!o.inputs.empty() && static_cast<int>(o.inputs.size()) != ni)
         throw Error("input", fmt::format("the model has {} inputs; --input was given {} files", ni,
                                          o.inputs.size()));
-    std::vector<std::vector<float>> in(ni), out(no);
-    std::vector<const void*> in_ptrs(ni);
-    std::vector<void*> out_ptrs(no);
     std::mt19937_64 rng(o.seed);
     std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
     std::printf("model     %s (%s)\n", name.c_str(), dir.c_str());
     for (int i = 0; i < ni; ++i) {
-        kiln_tensor_info info{};
-        lib.input_info(m, i, &info);
+        const kiln_tensor_info& info = m.in_info[i];
         if (!o.inputs.empty()) {
             NpyArray a = read_npy(o.inputs[i]);
             if (a.shape != shape_of(info))
                 throw Error("input", fmt::format("'{}' has shape {}; input '{}' is {}", o.inputs[i],
                                                  shape_text(a.shape), info.name,
                                                  shape_text(shape_of(info))));
-            in[i] = std::move(a.data);
+            std::copy(a.data.begin(), a.data.end(), m.in[i].begin());
         } else {
-            in[i].resize(static_cast<size_t>(numel(info)));
-            for (float& x : in[i])
+            for (float& x : m.in[i])
                 x = uniform(rng);
         }
-        in_ptrs[i] = in[i].data();
         std::printf("input     %s %s  %s\n", info.name, shape_text(shape_of(info)).c_str(),
                     o.inputs.empty() ? fmt::format("random in [-1, 1], seed {}", o.seed).c_str()
                                      : o.inputs[i].c_str());
     }
-    std::vector<kiln_tensor_info> out_info(no);
-    for (int j = 0; j < no; ++j) {
-        lib.output_info(m, j, &out_info[j]);
-        out[j].resize(static_cast<size_t>(numel(out_info[j])));
-        out_ptrs[j] = out[j].data();
-    }
-    auto run_once = [&] {
-        if (lib.run(m, in_ptrs.data(), out_ptrs.data()) != KILN_OK)
-            throw Error("run", std::string("kiln_run: ") + lib.last_error(m));
-    };
+    const std::vector<kiln_tensor_info>& out_info = m.out_info;
+    const std::vector<std::vector<float>>& out = m.out;
+    auto run_once = [&] { m.run(); };
     auto t0 = Clock::now();
     run_once();
     const double first_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();

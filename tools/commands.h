@@ -20,6 +20,7 @@ void add_cost_model(CLI::App& app);   // tools/cmd_cost_model.cpp
 void add_inspect(CLI::App& app);      // tools/cmd_inspect.cpp
 void add_compile(CLI::App& app);      // tools/cmd_compile.cpp
 void add_run(CLI::App& app);          // tools/cmd_run.cpp
+void add_bench(CLI::App& app);        // tools/cmd_bench.cpp
 void add_measure_one(CLI::App& app);  // tools/cmd_measure_one.cpp (internal)
 
 }  // namespace kiln::tools

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
     kiln::tools::add_inspect(app);
     kiln::tools::add_compile(app);
     kiln::tools::add_run(app);
+    kiln::tools::add_bench(app);
     // After the subcommands, which would otherwise inherit it: each has its own examples.
     app.footer(
         "Examples:\n"
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
         "  kiln inspect model.onnx                what kiln's importer makes of a model\n"
         "  kiln compile model.onnx -o out/m       a static library with a C API\n"
         "  kiln run out/m --bench                 run it: outputs, latency\n"
+        "  kiln bench model.onnx --db tuning.db   its latency beside PyTorch's\n"
         "\n"
         "Exit codes: 0 success, 1 wrong result (db: no record, or bad log lines; inspect: a\n"
         "model kiln does not support), 2 bad input.\n"

@@ -12,6 +12,7 @@
 #   P/lib/libkiln_<module>.so         its module libraries
 #   P/share/kiln/runtime/runtime.c    kiln's C runtime and its headers (kiln/runtime.h,
 #   P/share/kiln/runtime/kiln/*.h     kiln/model_def.h), found by kiln through bin/../share
+#   P/share/kiln/torch_peer.py        the PyTorch peer of `kiln bench`, found the same way
 #   P/lib/cmake/kiln/                 kilnConfig.cmake, kilnConfigVersion.cmake, kilnAddModel.cmake
 #   P/lib/pkgconfig/kiln.pc
 include(CMakePackageConfigHelpers)
@@ -21,6 +22,7 @@ set(KILN_RUNTIME_INSTALL_DIR ${CMAKE_INSTALL_DATADIR}/kiln/runtime)
 
 install(TARGETS kiln RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/runtime/runtime.c DESTINATION ${KILN_RUNTIME_INSTALL_DIR})
+install(PROGRAMS ${PROJECT_SOURCE_DIR}/tools/torch_peer.py DESTINATION ${CMAKE_INSTALL_DATADIR}/kiln)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/runtime/kiln/ DESTINATION ${KILN_RUNTIME_INSTALL_DIR}/kiln
         FILES_MATCHING PATTERN "*.h")
 

@@ -398,5 +398,54 @@ TEST(Tune, SigkillLosesNothingCommittedAndRerunMeasuresNothingTwice) {
     EXPECT_EQ(record_count(db), std::make_pair(before + 4, false));
 }
 
+// ---- `kiln bench`: the model against PyTorch ----------------------------------------------------
+
+// Debian's python3-torch and python3-onnx, which the PyTorch peer needs; CI machines may lack them.
+bool have_torch() {
+    return shell("/usr/bin/python3 -c 'import torch, onnx, numpy'").code == 0;
+}
+
+TEST(Bench, TimesKilnBesidePyTorchAfterComparingOutputs) {
+    if (!have_torch()) GTEST_SKIP() << "python3-torch or python3-onnx is not installed";
+    ModelDir dir;
+    const std::string model = dir.write(small_cnn()), json = dir.path() + "/bench.json";
+    Shell r = shell(std::string(KILN_BINARY) + " bench " + model +
+                    " --no-db --rounds 2 --runs 3 --min-time 0 --threads 1 --json " + json);
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("0/2 kernels tuned"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("round 2/2"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("PyTorch optimized"), std::string::npos) << r.out;
+    const nlohmann::json j = nlohmann::json::parse(std::ifstream(json));
+    for (const char* who : {"kiln", "eager", "torchscript", "optimized"}) {
+        ASSERT_TRUE(j["runners"].contains(who)) << j.dump();
+        EXPECT_EQ(j["runners"][who]["round_medians_ms"].size(), 2u) << who;
+        EXPECT_GT(j["runners"][who]["median_ms"].get<double>(), 0) << who;
+        if (std::string(who) != "kiln")
+            EXPECT_LE(j["runners"][who]["relative_error"].get<double>(), 1e-4) << who;
+    }
+    EXPECT_EQ(j["threads"].get<int>(), 1);
+}
+
+TEST(Bench, RefusesBadInputAndTimesKilnAloneWithoutPyTorch) {
+    ModelDir dir;
+    const std::string model = dir.write(small_cnn());
+    const std::string kiln = std::string(KILN_BINARY) + " bench ";
+    Shell variant = shell(kiln + model + " --no-db --variants eager,fastest");
+    EXPECT_EQ(variant.code, 2) << variant.out;
+    EXPECT_NE(variant.out.find("unknown PyTorch variant 'fastest'"), std::string::npos)
+        << variant.out;
+    Shell missing = shell(kiln + dir.path() + "/none.onnx");
+    EXPECT_EQ(missing.code, 2) << missing.out;
+    EXPECT_NE(missing.out.find("none.onnx' is not a file"), std::string::npos) << missing.out;
+    // A Python without torch: the peer's first line names what is missing.
+    Shell no_python = shell(kiln + model + " --no-db --python /bin/false --rounds 1");
+    EXPECT_EQ(no_python.code, 2) << no_python.out;
+    EXPECT_NE(no_python.out.find("PyTorch peer"), std::string::npos) << no_python.out;
+    Shell alone = shell(kiln + model + " --no-db --no-torch --rounds 1 --runs 2 --min-time 0");
+    ASSERT_EQ(alone.code, 0) << alone.out;
+    EXPECT_NE(alone.out.find("kiln (0/2 tuned)"), std::string::npos) << alone.out;
+    EXPECT_EQ(alone.out.find("PyTorch"), std::string::npos) << alone.out;
+}
+
 }  // namespace
 }  // namespace kiln

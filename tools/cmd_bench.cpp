@@ -80,10 +80,10 @@ fs::path torch_peer_script() {
 // The PyTorch child: requests on its stdin, one answer line each on its stdout, its stderr
 // (tracer warnings, tracebacks) in a file shown when it fails.
 class TorchPeer {
-public:
+  public:
     TorchPeer(const BenchOptions& o, const std::vector<std::string>& input_paths,
               const fs::path& scratch)
-        : log_(scratch / "torch_peer.log") {
+        : log_(scratch / "torch_peer.log"), python_(o.python) {
         const fs::path script = torch_peer_script();
         if (!fs::exists(script))
             throw Error("bench", "the PyTorch peer script '" + script.string() +
@@ -143,7 +143,7 @@ public:
         return answer(line);
     }
 
-private:
+  private:
     std::string answer(const std::string& request) {
         char* buf = nullptr;
         size_t cap = 0;
@@ -159,6 +159,9 @@ private:
             std::ifstream f(log_);
             std::string log((std::istreambuf_iterator<char>(f)), {});
             if (log.size() > 2000) log = "..." + log.substr(log.size() - 2000);
+            if (log.empty())
+                log = "it ended without a word; is '" + python_ +
+                      "' a Python 3 with torch, numpy and onnx (--python)?";
             throw Error("bench", fmt::format("the PyTorch peer ({}) stopped at '{}': {}",
                                              torch_peer_script().string(), request, log));
         }
@@ -166,6 +169,7 @@ private:
     }
 
     fs::path log_;
+    std::string python_;
     pid_t pid_ = -1;
     FILE* to_ = nullptr;
     FILE* from_ = nullptr;
@@ -195,8 +199,8 @@ Timing time_torch(TorchPeer& peer, const std::string& variant, int runs, double 
     const std::string a = peer.request(fmt::format("time {} {} {}", variant, runs, min_time));
     Timing t;
     char word[8] = {};
-    if (std::sscanf(a.c_str(), "%7s %lf %lf %lf %zu", word, &t.median, &t.min, &t.p90,
-                    &t.count) != 5 ||
+    if (std::sscanf(a.c_str(), "%7s %lf %lf %lf %zu", word, &t.median, &t.min, &t.p90, &t.count) !=
+            5 ||
         std::string(word) != "ms")
         throw Error("bench", "PyTorch peer: unexpected answer '" + a + "'");
     return t;
@@ -211,7 +215,9 @@ double relative_error(const std::vector<float>& got, const std::vector<float>& w
     return scale > 0 ? err / scale : err;
 }
 
-double median_of(std::vector<double> v) { return percentile(std::move(v), 0.5); }
+double median_of(std::vector<double> v) {
+    return percentile(std::move(v), 0.5);
+}
 
 void bench_model(BenchOptions o) {
     if (!fs::is_regular_file(o.model))
@@ -256,9 +262,9 @@ void bench_model(BenchOptions o) {
         if (!o.inputs.empty()) {
             NpyArray a = read_npy(o.inputs[i]);
             if (a.shape != shape)
-                throw Error("input", fmt::format("'{}' has shape {}; input '{}' is {}", o.inputs[i],
-                                                 shape_text(a.shape), m.in_info[i].name,
-                                                 shape_text(shape)));
+                throw Error("input",
+                            fmt::format("'{}' has shape {}; input '{}' is {}", o.inputs[i],
+                                        shape_text(a.shape), m.in_info[i].name, shape_text(shape)));
             std::copy(a.data.begin(), a.data.end(), m.in[i].begin());
         } else {
             for (float& x : m.in[i])
@@ -267,17 +273,19 @@ void bench_model(BenchOptions o) {
         input_paths.push_back((scratch.path() / fmt::format("input{}.npy", i)).string());
         write_npy(input_paths.back(), {shape, m.in[i]});
     }
-    std::printf("model      %s: %d/%d kernels tuned%s, %d threads\n", o.model.c_str(), tuned,
-                kernels,
-                compile_s >= 0 ? fmt::format(", compiled in {:.1f} s", compile_s).c_str() : "",
-                o.threads);
+    std::printf(
+        "model      %s: %d/%d kernels tuned%s, %d threads\n", o.model.c_str(), tuned, kernels,
+        compile_s >= 0 ? fmt::format(", compiled in {:.1f} s", compile_s).c_str() : "", o.threads);
     m.run();
 
     std::unique_ptr<TorchPeer> peer;
     std::vector<std::string> variants;
-    nlohmann::json report = {{"model", o.model},         {"threads", o.threads},
-                             {"rounds", o.rounds},       {"tuned_kernels", tuned},
-                             {"kernels", kernels},       {"compile_s", compile_s},
+    nlohmann::json report = {{"model", o.model},
+                             {"threads", o.threads},
+                             {"rounds", o.rounds},
+                             {"tuned_kernels", tuned},
+                             {"kernels", kernels},
+                             {"compile_s", compile_s},
                              {"runners", nlohmann::json::object()}};
     bool mismatch = false;
     if (!o.no_torch) {
@@ -335,9 +343,10 @@ void bench_model(BenchOptions o) {
         report["runners"][who]["median_ms"] = med;
         report["runners"][who]["round_medians_ms"] = v;
     }
-    std::printf("\nlatency, batch 1, %d threads, median of %d interleaved rounds (each round: at "
-                "least %d runs and %.2g s per runner)\n",
-                o.threads, o.rounds, o.runs, o.min_time);
+    std::printf(
+        "\nlatency, batch 1, %d threads, median of %d interleaved rounds (each round: at "
+        "least %d runs and %.2g s per runner)\n",
+        o.threads, o.rounds, o.runs, o.min_time);
     print_table(rows, "  ");
     if (!o.json.empty()) {
         std::ofstream f(o.json);

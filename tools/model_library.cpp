@@ -107,7 +107,7 @@ void LoadedModel::run() {
 }
 
 nlohmann::json open_model(LoadedModel& m, const fs::path& dir, const std::string& cc,
-                const fs::path& scratch, int threads) {
+                          const fs::path& scratch, int threads) {
     const nlohmann::json desc = read_description(dir);
     load(*m.lib, dir, desc["name"], cc, scratch);
     kiln_options options{};

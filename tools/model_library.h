@@ -19,14 +19,14 @@ namespace kiln::tools {
 
 // A temporary directory, removed with everything in it when this goes.
 class ScratchDir {
-public:
+  public:
     explicit ScratchDir(const std::string& prefix);  // under the system's temp directory
     ~ScratchDir();
     ScratchDir(const ScratchDir&) = delete;
     ScratchDir& operator=(const ScratchDir&) = delete;
     const std::filesystem::path& path() const { return path_; }
 
-private:
+  private:
     std::filesystem::path path_;
 };
 
@@ -74,7 +74,7 @@ struct LoadedModel {
 // Loads the model in `dir` and creates an instance with `threads` (0: one per core); the input
 // and output buffers are sized, the inputs left zero. Returns the model's NAME.json.
 nlohmann::json open_model(LoadedModel& m, const std::filesystem::path& dir, const std::string& cc,
-                const std::filesystem::path& scratch, int threads);
+                          const std::filesystem::path& scratch, int threads);
 
 int64_t numel(const kiln_tensor_info& t);
 std::vector<int64_t> shape_of(const kiln_tensor_info& t);

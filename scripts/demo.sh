@@ -44,6 +44,6 @@ build/tools/kiln run "$demo/out" --input "$demo/$model.input.npy" \
     --compare "$demo/$model.expected.npy" | grep compare
 
 echo
-echo "== latency beside PyTorch (2 threads, 3 interleaved rounds)"
-/usr/bin/python3 bench/models.py --kiln build/tools/kiln --dir "$demo" --db "$db" "$model" \
-    2>&1 | grep -v Warning
+echo "== kiln bench: latency beside PyTorch eager, TorchScript and optimize_for_inference (2 threads)"
+build/tools/kiln bench "$demo/$model.onnx" --compiled "$demo/out" --threads 2 --rounds 3 \
+    --input "$demo/$model.input.npy"

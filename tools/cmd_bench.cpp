@@ -2,9 +2,10 @@
 // TorchScript frozen, frozen with optimize_for_inference) in the same run, on the same input
 // and thread count, interleaved in rounds (docs/CLI.md).
 //
-// The model is compiled (or --compiled names a directory kiln compile wrote) and loaded through
-// its C API, as `kiln run` does. PyTorch runs in a child process, tools/torch_peer.py, which
-// turns the ONNX graph into a torch.fx module and answers one request per line on a pipe
+// The model is compiled (or each --compiled names a directory kiln compile wrote, so that builds
+// from different databases run side by side) and loaded through its C API, as `kiln run` does.
+// PyTorch runs in a child process, tools/torch_peer.py, which turns the ONNX graph into a torch.fx
+// module and answers one request per line on a pipe
 // ("time VARIANT RUNS SECONDS", "output VARIANT PATH"), so each round times kiln, then every
 // PyTorch variant, back to back. Each runner's figure is the median over rounds of its round's
 // median; the outputs are compared before timing starts.
@@ -45,7 +46,7 @@ using Clock = std::chrono::steady_clock;
 
 struct BenchOptions {
     std::string model;  // the .onnx file
-    std::string compiled;
+    std::vector<std::string> compiled;
     std::string db;
     bool no_db = false;
     std::vector<std::string> inputs;
@@ -219,6 +220,15 @@ double median_of(std::vector<double> v) {
     return percentile(std::move(v), 0.5);
 }
 
+// One compiled model among the runners.
+struct KilnBuild {
+    std::string id;  // "kiln", or "kiln:DIRNAME" when there are several
+    fs::path dir;
+    LoadedModel m;
+    int tuned = 0, kernels = 0;
+    double compile_s = -1;  // -1: compiled before (--compiled)
+};
+
 void bench_model(BenchOptions o) {
     if (!fs::is_regular_file(o.model))
         throw Error("bench", "'" + o.model + "' is not a file (kiln bench takes the .onnx model)");
@@ -229,9 +239,9 @@ void bench_model(BenchOptions o) {
                                      "' (known: eager, torchscript, optimized)");
     ScratchDir scratch("kiln-bench");
 
-    fs::path dir = o.compiled;
-    double compile_s = -1;
-    if (dir.empty()) {
+    // The kiln builds: each --compiled directory, or the model compiled now.
+    std::vector<std::unique_ptr<KilnBuild>> builds;
+    if (o.compiled.empty()) {
         CompileCommandOptions co;
         co.model = o.model;
         co.db = o.db;
@@ -239,16 +249,36 @@ void bench_model(BenchOptions o) {
         co.out = (scratch.path() / "model").string();
         const auto t0 = Clock::now();
         compile_onnx_model(co);
-        compile_s = std::chrono::duration<double>(Clock::now() - t0).count();
-        dir = co.out;
+        builds.push_back(std::make_unique<KilnBuild>());
+        builds.back()->dir = co.out;
+        builds.back()->compile_s = std::chrono::duration<double>(Clock::now() - t0).count();
     }
-    LoadedModel m;
-    const nlohmann::json desc = open_model(m, dir, o.cc, scratch.path(), o.threads);
-    int tuned = 0, kernels = 0;
-    for (const auto& k : desc.value("kernels", nlohmann::json::array())) {
-        tuned += k.value("kind", "") == "tuned";
-        kernels += k.value("kind", "") == "tuned" || k.value("kind", "") == "default";
+    for (const auto& dir : o.compiled) {
+        builds.push_back(std::make_unique<KilnBuild>());
+        builds.back()->dir = dir;
     }
+    for (size_t b = 0; b < builds.size(); ++b) {
+        KilnBuild& k = *builds[b];
+        k.id = builds.size() == 1 ? "kiln" : fmt::format("kiln:{}", k.dir.filename().string());
+        for (size_t c = 0; c < b; ++c)
+            if (builds[c]->id == k.id) k.id += fmt::format("#{}", b + 1);
+        const fs::path so_dir = scratch.path() / fmt::format("so{}", b);
+        fs::create_directories(so_dir);
+        const nlohmann::json desc = open_model(k.m, k.dir, o.cc, so_dir, o.threads);
+        for (const auto& kernel : desc.value("kernels", nlohmann::json::array())) {
+            k.tuned += kernel.value("kind", "") == "tuned";
+            k.kernels +=
+                kernel.value("kind", "") == "tuned" || kernel.value("kind", "") == "default";
+        }
+        if (b > 0 && k.m.in_info.size() != builds[0]->m.in_info.size())
+            throw Error("bench", fmt::format("'{}' and '{}' are not the same model",
+                                             builds[0]->dir.string(), k.dir.string()));
+        for (size_t i = 0; b > 0 && i < k.m.in_info.size(); ++i)
+            if (shape_of(k.m.in_info[i]) != shape_of(builds[0]->m.in_info[i]))
+                throw Error("bench", fmt::format("'{}' and '{}' are not the same model",
+                                                 builds[0]->dir.string(), k.dir.string()));
+    }
+    LoadedModel& m = builds[0]->m;
 
     const size_t ni = m.in.size();
     if (!o.inputs.empty() && o.inputs.size() != ni)
@@ -270,23 +300,30 @@ void bench_model(BenchOptions o) {
             for (float& x : m.in[i])
                 x = uniform(rng);
         }
+        for (auto& k : builds)
+            k->m.in[i] = m.in[i];
         input_paths.push_back((scratch.path() / fmt::format("input{}.npy", i)).string());
         write_npy(input_paths.back(), {shape, m.in[i]});
     }
-    std::printf(
-        "model      %s: %d/%d kernels tuned%s, %d threads\n", o.model.c_str(), tuned, kernels,
-        compile_s >= 0 ? fmt::format(", compiled in {:.1f} s", compile_s).c_str() : "", o.threads);
-    m.run();
-
-    std::unique_ptr<TorchPeer> peer;
-    std::vector<std::string> variants;
     nlohmann::json report = {{"model", o.model},
                              {"threads", o.threads},
                              {"rounds", o.rounds},
-                             {"tuned_kernels", tuned},
-                             {"kernels", kernels},
-                             {"compile_s", compile_s},
                              {"runners", nlohmann::json::object()}};
+    for (auto& k : builds) {
+        std::printf(
+            "model      %s (%s): %d/%d kernels tuned%s, %d threads\n", k->id.c_str(),
+            k->dir.c_str(), k->tuned, k->kernels,
+            k->compile_s >= 0 ? fmt::format(", compiled in {:.1f} s", k->compile_s).c_str() : "",
+            o.threads);
+        k->m.run();
+        report["runners"][k->id] = {{"dir", k->dir.string()},
+                                    {"tuned_kernels", k->tuned},
+                                    {"kernels", k->kernels},
+                                    {"compile_s", k->compile_s}};
+    }
+
+    std::unique_ptr<TorchPeer> peer;
+    std::vector<std::string> variants;
     bool mismatch = false;
     if (!o.no_torch) {
         std::fprintf(stderr, "starting PyTorch (%s) ...\n", torch_peer_script().c_str());
@@ -300,18 +337,28 @@ void bench_model(BenchOptions o) {
             const std::string path = (scratch.path() / ("torch-" + v + ".npy")).string();
             peer->request(fmt::format("output {} {}", v, path));
             const NpyArray want = read_npy(path);
-            if (want.data.size() != m.out[0].size())
-                throw Error("bench", fmt::format("PyTorch's {} output has {} values; kiln's has {}",
-                                                 v, want.data.size(), m.out[0].size()));
-            const double rel = relative_error(m.out[0], want.data);
-            std::printf("output     kiln vs PyTorch %s: relative error %.3g (tolerance %.3g) %s\n",
-                        v.c_str(), rel, o.tolerance, rel <= o.tolerance ? "ok" : "MISMATCH");
-            report["runners"][v]["relative_error"] = rel;
-            mismatch = mismatch || !(rel <= o.tolerance);
+            for (auto& k : builds) {
+                if (want.data.size() != k->m.out[0].size())
+                    throw Error("bench",
+                                fmt::format("PyTorch's {} output has {} values; kiln's has {}", v,
+                                            want.data.size(), k->m.out[0].size()));
+                const double rel = relative_error(k->m.out[0], want.data);
+                std::printf(
+                    "output     %s vs PyTorch %s: relative error %.3g (tolerance %.3g) %s\n",
+                    k->id.c_str(), v.c_str(), rel, o.tolerance,
+                    rel <= o.tolerance ? "ok" : "MISMATCH");
+                report["runners"][v]["relative_error"][k->id] = rel;
+                mismatch = mismatch || !(rel <= o.tolerance);
+            }
         }
     }
 
-    std::vector<std::string> runners = {"kiln"};
+    std::map<std::string, KilnBuild*> by_id;
+    std::vector<std::string> runners;
+    for (auto& k : builds) {
+        by_id[k->id] = k.get();
+        runners.push_back(k->id);
+    }
     runners.insert(runners.end(), variants.begin(), variants.end());
     std::map<std::string, std::vector<double>> medians;
     for (int r = 0; r < o.rounds; ++r) {
@@ -319,8 +366,8 @@ void bench_model(BenchOptions o) {
         if (r % 2) std::reverse(order.begin(), order.end());  // neither goes first every round
         std::string line;
         for (const auto& who : order) {
-            const Timing t = who == "kiln" ? time_kiln(m, o.runs, o.min_time)
-                                           : time_torch(*peer, who, o.runs, o.min_time);
+            const Timing t = by_id.count(who) ? time_kiln(by_id[who]->m, o.runs, o.min_time)
+                                              : time_torch(*peer, who, o.runs, o.min_time);
             medians[who].push_back(t.median);
         }
         for (const auto& who : runners)
@@ -328,18 +375,20 @@ void bench_model(BenchOptions o) {
         std::fprintf(stderr, "round %d/%d (median ms):%s\n", r + 1, o.rounds, line.c_str());
     }
 
-    const double kiln_ms = median_of(medians["kiln"]);
+    const double kiln_ms = median_of(medians[runners[0]]);
     std::vector<std::vector<std::string>> rows = {
-        {"runner", "median ms", "fastest round", "slowest round", "kiln / runner"}};
+        {"runner", "median ms", "fastest round", "slowest round", runners[0] + " / runner"}};
     for (const auto& who : runners) {
         const auto& v = medians[who];
         const double med = median_of(v);
         const std::string label =
-            who == "kiln" ? fmt::format("kiln ({}/{} tuned)", tuned, kernels) : "PyTorch " + who;
+            by_id.count(who)
+                ? fmt::format("{} ({}/{} tuned)", who, by_id[who]->tuned, by_id[who]->kernels)
+                : "PyTorch " + who;
         rows.push_back({label, fmt::format("{:.3f}", med),
                         fmt::format("{:.3f}", *std::min_element(v.begin(), v.end())),
                         fmt::format("{:.3f}", *std::max_element(v.begin(), v.end())),
-                        who == "kiln" ? "" : fmt::format("{:.2f}", kiln_ms / med)});
+                        who == runners[0] ? "" : fmt::format("{:.2f}", kiln_ms / med)});
         report["runners"][who]["median_ms"] = med;
         report["runners"][who]["round_medians_ms"] = v;
     }
@@ -369,7 +418,8 @@ void add_bench(CLI::App& app) {
         "with optimize_for_inference) in the same run, interleaved, batch 1");
     cmd->add_option("MODEL", o->model, "The .onnx model")->required();
     cmd->add_option("--compiled", o->compiled,
-                    "A directory kiln compile wrote from MODEL (default: compile it now)");
+                    "A directory kiln compile wrote from MODEL (default: compile it now); "
+                    "repeat it to time several builds side by side");
     cmd->add_option("--db", o->db, "Tuning database to compile with (as kiln compile)");
     cmd->add_flag("--no-db", o->no_db, "Compile with default configs only");
     cmd->add_option("--input", o->inputs,
@@ -409,6 +459,7 @@ void add_bench(CLI::App& app) {
         "Examples:\n"
         "  kiln bench resnet18.onnx --db tuning.db --threads 2\n"
         "  kiln bench resnet18.onnx --compiled out/resnet18 --rounds 9 --json resnet18.json\n"
+        "  kiln bench resnet18.onnx --compiled out/tuned --compiled out/untuned\n"
         "  kiln bench model.onnx --no-torch          kiln alone\n"
         "Needs Debian's python3-torch, python3-numpy and python3-onnx for the PyTorch runners.\n"
         "Exit codes: 0 done, 1 kiln's output differs from PyTorch's, 2 bad input (or no "

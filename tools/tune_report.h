@@ -1,8 +1,8 @@
 // kiln/tools/tune_report.h — the tuning curve of `kiln tune`: its log and its drawing.
 //
 // `kiln tune` appends one JSON line per measured batch to a log beside the database
-// (<db>.tune/<model>-<target hash>.jsonl; docs/TUNE.md has the fields). Times and trials
-// accumulate across runs, so a resumed tuning continues the curve. The report draws the
+// (<db>.tune/<model>-<target hash>.jsonl; docs/CLI.md, `kiln tune`, has the fields). Times and
+// trials accumulate across runs, so a resumed tuning continues the curve. The report draws the
 // estimated model kernel time against tuning time and against trials, as SVG (or an HTML page
 // holding the SVG and a table).
 #pragma once

@@ -15,13 +15,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -184,14 +182,7 @@ struct Timing {
 
 Timing time_kiln(LoadedModel& m, int runs, double min_time) {
     m.run();
-    std::vector<double> ms;
-    const auto start = Clock::now();
-    while (static_cast<int>(ms.size()) < runs ||
-           std::chrono::duration<double>(Clock::now() - start).count() < min_time) {
-        const auto s = Clock::now();
-        m.run();
-        ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
-    }
+    const std::vector<double> ms = time_runs(m, runs, min_time);
     return {percentile(ms, 0.5), *std::min_element(ms.begin(), ms.end()), percentile(ms, 0.9),
             ms.size()};
 }
@@ -205,15 +196,6 @@ Timing time_torch(TorchPeer& peer, const std::string& variant, int runs, double 
         std::string(word) != "ms")
         throw Error("bench", "PyTorch peer: unexpected answer '" + a + "'");
     return t;
-}
-
-double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
-    double err = 0, scale = 0;
-    for (size_t k = 0; k < want.size(); ++k) {
-        err = std::max(err, std::fabs(double(got[k]) - want[k]));
-        scale = std::max(scale, std::fabs(double(want[k])));
-    }
-    return scale > 0 ? err / scale : err;
 }
 
 double median_of(std::vector<double> v) {
@@ -280,30 +262,13 @@ void bench_model(BenchOptions o) {
     }
     LoadedModel& m = builds[0]->m;
 
-    const size_t ni = m.in.size();
-    if (!o.inputs.empty() && o.inputs.size() != ni)
-        throw Error("input", fmt::format("the model has {} inputs; --input was given {} files", ni,
-                                         o.inputs.size()));
-    std::mt19937_64 rng(o.seed);
-    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    fill_inputs(m, o.inputs, o.seed);
     std::vector<std::string> input_paths;
-    for (size_t i = 0; i < ni; ++i) {
-        const auto shape = shape_of(m.in_info[i]);
-        if (!o.inputs.empty()) {
-            NpyArray a = read_npy(o.inputs[i]);
-            if (a.shape != shape)
-                throw Error("input",
-                            fmt::format("'{}' has shape {}; input '{}' is {}", o.inputs[i],
-                                        shape_text(a.shape), m.in_info[i].name, shape_text(shape)));
-            std::copy(a.data.begin(), a.data.end(), m.in[i].begin());
-        } else {
-            for (float& x : m.in[i])
-                x = uniform(rng);
-        }
+    for (size_t i = 0; i < m.in.size(); ++i) {
         for (auto& k : builds)
             k->m.in[i] = m.in[i];
         input_paths.push_back((scratch.path() / fmt::format("input{}.npy", i)).string());
-        write_npy(input_paths.back(), {shape, m.in[i]});
+        write_npy(input_paths.back(), {shape_of(m.in_info[i]), m.in[i]});
     }
     nlohmann::json report = {{"model", o.model},
                              {"threads", o.threads},

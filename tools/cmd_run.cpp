@@ -9,12 +9,10 @@
 // an expected .npy (a framework's answer on the same input).
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -69,34 +67,17 @@ void run_model(const RunOptions& o) {
     LoadedModel m;
     const std::string name = open_model(m, dir, o.cc, scratch.path(), o.threads)["name"];
     const int ni = static_cast<int>(m.in.size()), no = static_cast<int>(m.out.size());
-    if (!o.inputs.empty() && static_cast<int>(o.inputs.size()) != ni)
-        throw Error("input", fmt::format("the model has {} inputs; --input was given {} files", ni,
-                                         o.inputs.size()));
-    std::mt19937_64 rng(o.seed);
-    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    fill_inputs(m, o.inputs, o.seed);
     std::printf("model     %s (%s)\n", name.c_str(), dir.c_str());
-    for (int i = 0; i < ni; ++i) {
-        const kiln_tensor_info& info = m.in_info[i];
-        if (!o.inputs.empty()) {
-            NpyArray a = read_npy(o.inputs[i]);
-            if (a.shape != shape_of(info))
-                throw Error("input", fmt::format("'{}' has shape {}; input '{}' is {}", o.inputs[i],
-                                                 shape_text(a.shape), info.name,
-                                                 shape_text(shape_of(info))));
-            std::copy(a.data.begin(), a.data.end(), m.in[i].begin());
-        } else {
-            for (float& x : m.in[i])
-                x = uniform(rng);
-        }
-        std::printf("input     %s %s  %s\n", info.name, shape_text(shape_of(info)).c_str(),
+    for (int i = 0; i < ni; ++i)
+        std::printf("input     %s %s  %s\n", m.in_info[i].name,
+                    shape_text(shape_of(m.in_info[i])).c_str(),
                     o.inputs.empty() ? fmt::format("random in [-1, 1], seed {}", o.seed).c_str()
                                      : o.inputs[i].c_str());
-    }
     const std::vector<kiln_tensor_info>& out_info = m.out_info;
     const std::vector<std::vector<float>>& out = m.out;
-    auto run_once = [&] { m.run(); };
     auto t0 = Clock::now();
-    run_once();
+    m.run();
     const double first_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 
     for (int j = 0; j < no; ++j) {
@@ -122,12 +103,7 @@ void run_model(const RunOptions& o) {
         if (want.data.size() != out[0].size())
             throw Error("compare", fmt::format("'{}' has {} values; output '{}' has {}", o.compare,
                                                want.data.size(), out_info[0].name, out[0].size()));
-        double err = 0, scale = 0;
-        for (size_t k = 0; k < want.data.size(); ++k) {
-            err = std::max(err, std::fabs(double(out[0][k]) - want.data[k]));
-            scale = std::max(scale, std::fabs(double(want.data[k])));
-        }
-        const double rel = scale > 0 ? err / scale : err;
+        const double rel = relative_error(out[0], want.data);
         std::printf(
             "compare   %s: relative error %.3g (max |diff| / max |expected|), tolerance "
             "%.3g: %s\n",
@@ -135,14 +111,7 @@ void run_model(const RunOptions& o) {
         if (!(rel <= o.tolerance)) throw CLI::RuntimeError(1);
     }
     if (o.bench) {
-        std::vector<double> ms;
-        auto start = Clock::now();
-        while (static_cast<int>(ms.size()) < o.runs ||
-               std::chrono::duration<double>(Clock::now() - start).count() < o.min_time) {
-            auto s = Clock::now();
-            run_once();
-            ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
-        }
+        const std::vector<double> ms = time_runs(m, o.runs, o.min_time);
         std::printf(
             "latency   min %.3f ms, median %.3f ms, p90 %.3f ms over %zu runs (%d threads; "
             "first run %.3f ms)\n",

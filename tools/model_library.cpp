@@ -5,13 +5,17 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <random>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
 #include "targets/target.h"
+#include "tools/npy.h"
 
 namespace kiln::tools {
 
@@ -132,6 +136,50 @@ nlohmann::json open_model(LoadedModel& m, const fs::path& dir, const std::string
         m.out_ptrs[j] = m.out[j].data();
     }
     return desc;
+}
+
+void fill_inputs(LoadedModel& m, const std::vector<std::string>& npy, uint64_t seed) {
+    if (!npy.empty() && npy.size() != m.in.size())
+        throw Error("input", fmt::format("the model has {} inputs; --input was given {} files",
+                                         m.in.size(), npy.size()));
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    for (size_t i = 0; i < m.in.size(); ++i) {
+        const std::vector<int64_t> shape = shape_of(m.in_info[i]);
+        if (npy.empty()) {
+            for (float& x : m.in[i])
+                x = uniform(rng);
+            continue;
+        }
+        NpyArray a = read_npy(npy[i]);
+        if (a.shape != shape)
+            throw Error("input",
+                        fmt::format("'{}' has shape {}; input '{}' is {}", npy[i],
+                                    shape_text(a.shape), m.in_info[i].name, shape_text(shape)));
+        std::copy(a.data.begin(), a.data.end(), m.in[i].begin());
+    }
+}
+
+std::vector<double> time_runs(LoadedModel& m, int runs, double min_time) {
+    using Clock = std::chrono::steady_clock;
+    std::vector<double> ms;
+    const auto start = Clock::now();
+    while (static_cast<int>(ms.size()) < runs ||
+           std::chrono::duration<double>(Clock::now() - start).count() < min_time) {
+        const auto s = Clock::now();
+        m.run();
+        ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+    }
+    return ms;
+}
+
+double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
+    double err = 0, scale = 0;
+    for (size_t k = 0; k < want.size() && k < got.size(); ++k) {
+        err = std::max(err, std::fabs(double(got[k]) - want[k]));
+        scale = std::max(scale, std::fabs(double(want[k])));
+    }
+    return scale > 0 ? err / scale : err;
 }
 
 int64_t numel(const kiln_tensor_info& t) {

@@ -76,6 +76,16 @@ struct LoadedModel {
 nlohmann::json open_model(LoadedModel& m, const std::filesystem::path& dir, const std::string& cc,
                           const std::filesystem::path& scratch, int threads);
 
+// Fills the model's inputs: from one float32 .npy file per input (shapes checked), or, with
+// `npy` empty, uniform random numbers in [-1, 1] drawn from `seed`. Throws kiln::Error("input").
+void fill_inputs(LoadedModel& m, const std::vector<std::string>& npy, uint64_t seed);
+
+// Latencies in ms of repeated runs: at least `runs` runs and `min_time` seconds.
+std::vector<double> time_runs(LoadedModel& m, int runs, double min_time);
+
+// max |got - want| / max |want| (max |got - want| when want is all zero).
+double relative_error(const std::vector<float>& got, const std::vector<float>& want);
+
 int64_t numel(const kiln_tensor_info& t);
 std::vector<int64_t> shape_of(const kiln_tensor_info& t);
 std::string shape_text(const std::vector<int64_t>& shape);  // "1x3x224x224"

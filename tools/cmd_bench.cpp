@@ -9,7 +9,6 @@
 // ("time VARIANT RUNS SECONDS", "output VARIANT PATH"), so each round times kiln, then every
 // PyTorch variant, back to back. Each runner's figure is the median over rounds of its round's
 // median; the outputs are compared before timing starts.
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -175,27 +174,21 @@ class TorchPeer {
     std::vector<std::string> variants_;
 };
 
-struct Timing {
-    double median = 0, min = 0, p90 = 0;
-    size_t count = 0;
-};
-
-Timing time_kiln(LoadedModel& m, int runs, double min_time) {
+// The median latency (ms) of one round of kiln runs.
+double time_kiln(LoadedModel& m, int runs, double min_time) {
     m.run();
-    const std::vector<double> ms = time_runs(m, runs, min_time);
-    return {percentile(ms, 0.5), *std::min_element(ms.begin(), ms.end()), percentile(ms, 0.9),
-            ms.size()};
+    return percentile(time_runs(m, runs, min_time), 0.5);
 }
 
-Timing time_torch(TorchPeer& peer, const std::string& variant, int runs, double min_time) {
+// The median latency (ms) of one round of a PyTorch variant; the peer also sends the fastest
+// run, the 90th percentile and the count, which the table does not use.
+double time_torch(TorchPeer& peer, const std::string& variant, int runs, double min_time) {
     const std::string a = peer.request(fmt::format("time {} {} {}", variant, runs, min_time));
-    Timing t;
+    double median = 0;
     char word[8] = {};
-    if (std::sscanf(a.c_str(), "%7s %lf %lf %lf %zu", word, &t.median, &t.min, &t.p90, &t.count) !=
-            5 ||
-        std::string(word) != "ms")
+    if (std::sscanf(a.c_str(), "%7s %lf", word, &median) != 2 || std::string(word) != "ms")
         throw Error("bench", "PyTorch peer: unexpected answer '" + a + "'");
-    return t;
+    return median;
 }
 
 double median_of(std::vector<double> v) {
@@ -331,9 +324,8 @@ void bench_model(BenchOptions o) {
         if (r % 2) std::reverse(order.begin(), order.end());  // neither goes first every round
         std::string line;
         for (const auto& who : order) {
-            const Timing t = by_id.count(who) ? time_kiln(by_id[who]->m, o.runs, o.min_time)
-                                              : time_torch(*peer, who, o.runs, o.min_time);
-            medians[who].push_back(t.median);
+            medians[who].push_back(by_id.count(who) ? time_kiln(by_id[who]->m, o.runs, o.min_time)
+                                                    : time_torch(*peer, who, o.runs, o.min_time));
         }
         for (const auto& who : runners)
             line += fmt::format("  {} {:.3f}", who, medians[who].back());

@@ -245,13 +245,15 @@ void bench_model(BenchOptions o) {
             k.kernels +=
                 kernel.value("kind", "") == "tuned" || kernel.value("kind", "") == "default";
         }
-        if (b > 0 && k.m.in_info.size() != builds[0]->m.in_info.size())
+        auto shapes = [](const LoadedModel& lm) {
+            std::vector<std::vector<int64_t>> v;
+            for (const auto& info : lm.in_info)
+                v.push_back(shape_of(info));
+            return v;
+        };
+        if (b > 0 && shapes(k.m) != shapes(builds[0]->m))
             throw Error("bench", fmt::format("'{}' and '{}' are not the same model",
                                              builds[0]->dir.string(), k.dir.string()));
-        for (size_t i = 0; b > 0 && i < k.m.in_info.size(); ++i)
-            if (shape_of(k.m.in_info[i]) != shape_of(builds[0]->m.in_info[i]))
-                throw Error("bench", fmt::format("'{}' and '{}' are not the same model",
-                                                 builds[0]->dir.string(), k.dir.string()));
     }
     LoadedModel& m = builds[0]->m;
 

@@ -72,16 +72,8 @@ double TaskScheduler::gain(int task) const {
             }
         if (now.first > then.first) recent = (then.second - now.second) / (now.first - then.first);
     }
-    // headroom: against the best throughput of a task of the same op.
-    double best_gflops = 0;
-    for (const ScheduledTask& o : tasks_)
-        if (o.op == t.op && o.best_ms > 0 && o.flops > 0)
-            best_gflops = std::max(best_gflops, o.flops / (o.best_ms * 1e6));
-    double headroom = 0;
-    if (best_gflops > 0 && t.flops > 0) {
-        double floor_ms = t.flops / (best_gflops * options_.optimism * 1e6);
-        headroom = std::max(0.0, t.best_ms - floor_ms);
-    }
+    // headroom: a share of the task's own time, spent as it gets trials.
+    double headroom = options_.headroom * t.best_ms;
     return t.count * (options_.alpha * recent + (1 - options_.alpha) * headroom / (t.trials + 1));
 }
 

@@ -8,9 +8,12 @@
 //   gain = count x (alpha x recent + (1 - alpha) x headroom / (trials + 1))
 //
 // - `recent`: how fast the task's best fell over its last `window` trials, in ms per trial.
-// - `headroom`: how far its best is from the speed the fastest task of the same op reaches
-//   (GFLOP/s x optimism), in ms. A task far behind its siblings has room to improve; the
-//   division by its trials makes that promise fade as it is spent.
+// - `headroom`: a share of the task's own best time (`headroom`, 20%), in ms: what tuning
+//   could still take off it. The division by its trials makes that promise fade as it is
+//   spent, so every task is eventually revisited in proportion to its weight. It is not
+//   measured against other tasks' GFLOP/s: tasks of one op run different algorithms (Winograd
+//   3x3 reaches several times the effective GFLOP/s of a 1x1), and such a comparison starves
+//   the fastest algorithm's tasks although they still improve.
 //
 // Every task first gets one batch (its default config is measured first), so each has a best;
 // then the task with the highest gain gets the next batch. `round_robin` gives each task a batch
@@ -26,7 +29,7 @@ namespace kiln {
 
 struct ScheduledTask {
     std::string name;     // the workload key
-    std::string op;       // tasks of one op share the headroom estimate
+    std::string op;       // the op (reports group by it)
     int count = 1;        // times the model runs it
     double flops = 0;     // of one run
     double best_ms = 0;   // 0 = nothing measured yet
@@ -41,7 +44,7 @@ struct SchedulerOptions {
     std::string policy = "gradient";  // or "round-robin"
     double alpha = 0.5;               // weight of the recent improvement against the headroom
     int window = 16;                  // trials over which `recent` is measured
-    double optimism = 1.2;            // headroom: up to this times the op's best GFLOP/s
+    double headroom = 0.2;            // share of its best time a task is assumed to be able to lose
 };
 
 class TaskScheduler {

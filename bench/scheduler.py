@@ -12,11 +12,18 @@ noisy stretch of the machine falls on both. Each run's tuning log gives the esti
 tasks of count x best measured time) after every batch. Then each database compiles the model
 and `kiln run --bench` times the two libraries in interleaved rounds. Prints a Markdown table
 (docs/PERFORMANCE.md). A rerun with the same --dir continues the runs up to --trials.
+
+It also prints an oracle bound: replaying round-robin's own measurements (each task's results
+in the order they were measured), the fewest trials any allocation in batches of --batch needs
+to reach round-robin's final estimate, when it knows in advance what every batch will find. No
+policy that only sees the past can do better on the same measurements; when the bound is near
+60%, the goal says more about the model's tasks than about the policy.
 """
 import argparse
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 
@@ -41,6 +48,43 @@ def latency(kiln, out, rounds_ms):
     r = subprocess.run([kiln, "run", out, "--bench", "--runs", "20", "--min-time", "0.5"],
                        capture_output=True, text=True, check=True)
     rounds_ms.append(float(re.search(r"median ([0-9.]+) ms", r.stdout).group(1)))
+
+
+def task_sequences(db):
+    """Per workload key, its measured times in the order they were measured (failures: inf)."""
+    con = sqlite3.connect(db)
+    out = {}
+    for key, ms, status in con.execute(
+            "SELECT w.key, r.median_ms, r.status FROM records r "
+            "JOIN workloads w ON w.id = r.workload_id ORDER BY r.id"):
+        out.setdefault(key, []).append(ms if status == "ok" else float("inf"))
+    con.close()
+    return out
+
+
+def oracle_trials(seqs, counts, batch, target):
+    """Fewest trials to bring sum(count x best) to `target` when each task's batches are its
+    recorded measurements in order and the allocation knows them in advance: every task gets
+    its first batch, then greedily the run of batches with the highest gain per trial."""
+    alloc = {k: min(batch, len(s)) for k, s in seqs.items()}
+
+    def best(k, t):
+        return min(seqs[k][:t])
+
+    def estimate():
+        return sum(counts[k] * best(k, alloc[k]) for k in seqs)
+
+    while estimate() > target * (1 + 1e-12):
+        choices = []
+        for k, s in seqs.items():
+            for n in range(alloc[k] + batch, len(s) + 1, batch):
+                gain = counts[k] * (best(k, alloc[k]) - best(k, n)) / (n - alloc[k])
+                choices.append((gain, -n, k, n))
+        if not choices:
+            return None
+        _, _, k, n = max(choices)
+        alloc[k] = n
+    return sum(alloc.values())
 
 
 def main():
@@ -94,6 +138,16 @@ def main():
         for p in (POLICIES if r % 2 == 0 else POLICIES[::-1]):
             latency(a.kiln, outs[p], measured[p])
 
+    # The oracle bound, on round-robin's measurements; counts from the compiled model.
+    with open(os.path.join(outs["round-robin"], name + ".json")) as f:
+        kernels = json.load(f)["kernels"]
+    counts = {}
+    for kern in kernels:
+        if kern.get("workload"):
+            counts[kern["workload"]] = counts.get(kern["workload"], 0) + 1
+    seqs = {k: v for k, v in task_sequences(db["round-robin"]).items() if k in counts}
+    oracle = oracle_trials(seqs, counts, a.batch, rr_final)
+
     print()
     print(f"{name}, {a.trials} trials per policy in batches of {a.batch}, runs alternating every "
           f"{a.chunk} trials; latency: `kiln run --bench`, median of {a.rounds} interleaved rounds")
@@ -107,6 +161,13 @@ def main():
         to_text = "not reached" if to is None else f"{to} ({100 * to / a.trials:.0f}%)"
         print(f"| {p} | {first:.2f} | {final:.2f} | {to_text} | {seconds[p] / 60:.1f} min "
               f"| {median(measured[p]):.2f} |")
+    print()
+    if oracle is None:
+        print("oracle bound: not computable (a task has fewer records than its batches)")
+    else:
+        print(f"oracle bound: {oracle} trials ({100 * oracle / a.trials:.0f}%) reach round-robin's "
+              f"final {rr_final:.2f} ms, allocating round-robin's own measurements in batches of "
+              f"{a.batch} with foresight")
     return 0
 
 

@@ -7,10 +7,11 @@
 //   transfer  — the same, from a database holding the other layers' random-search records.
 // Guided searches stop as soon as they reach the target. No search is handed the space's default
 // config first: they are compared as searches, not as hand rules. Every database lives in --dir and
-// a rerun continues: the random search measures only what it still lacks, the guided searches start
-// again from scratch. Also: Kendall's tau of the model on each layer held out of the random-search
-// records (tuner/model_eval.h). Writes the table into docs/PERFORMANCE.md between the bench_search
-// markers. bench/README.md has the protocol.
+// a rerun continues: the random search measures only what it still lacks, a layer whose guided
+// searches finished (DIR/results.jsonl, same settings) is taken from there, and an unfinished
+// layer's guided searches start again from scratch. Also: Kendall's tau of the model on each layer
+// held out of the random-search records (tuner/model_eval.h). Writes the table into
+// docs/PERFORMANCE.md between the bench_search markers. bench/README.md has the protocol.
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +27,7 @@
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "bench/layer.h"
 #include "bench/measure.h"
@@ -84,6 +86,70 @@ struct LayerRow {
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// Finished layers, one JSON line each in DIR/results.jsonl, so a rerun (the set takes hours)
+// goes on with the layers not done yet. A line counts only for the same search settings.
+nlohmann::json settings_of(const Options& o) {
+    return {{"random_trials", o.random_trials},
+            {"guided_trials", o.guided_trials},
+            {"batch", o.batch},
+            {"share", o.share},
+            {"retime_top", o.retime_top}};
+}
+
+nlohmann::json run_json(const SearchRun& r) {
+    return {{"trials", r.trials}, {"measured", r.measured}, {"seconds", r.seconds}};
+}
+
+SearchRun run_of(const nlohmann::json& j) {
+    return {j.at("trials").get<int>(), j.at("measured").get<int>(), j.at("seconds").get<double>()};
+}
+
+void save_result(const std::string& path, const Options& o, const LayerRow& row) {
+    nlohmann::json j = {{"id", row.id},
+                        {"settings", settings_of(o)},
+                        {"best_ms", row.best_ms},
+                        {"min_ms", row.min_ms},
+                        {"random_measured", row.random_measured},
+                        {"random_hits", row.random_hits},
+                        {"random_expected", row.random_expected},
+                        {"random", run_json(row.random)},
+                        {"guided", run_json(row.guided)},
+                        {"transfer", run_json(row.transfer)},
+                        {"tau", std::isnan(row.tau) ? nlohmann::json() : nlohmann::json(row.tau)}};
+    std::ofstream(path, std::ios::app) << j.dump() << "\n";
+}
+
+// The last saved row of each layer under the same settings; unreadable lines are skipped
+// with a warning (a line cut short by a kill).
+std::map<std::string, LayerRow> load_results(const std::string& path, const Options& o) {
+    std::map<std::string, LayerRow> done;
+    std::ifstream in(path);
+    int n = 0;
+    for (std::string line; std::getline(in, line);) {
+        ++n;
+        if (line.empty()) continue;
+        try {
+            nlohmann::json j = nlohmann::json::parse(line);
+            if (j.at("settings") != settings_of(o)) continue;
+            LayerRow row;
+            row.id = j.at("id").get<std::string>();
+            row.best_ms = j.at("best_ms").get<double>();
+            row.min_ms = j.at("min_ms").get<double>();
+            row.random_measured = j.at("random_measured").get<int>();
+            row.random_hits = j.at("random_hits").get<int>();
+            row.random_expected = j.at("random_expected").get<double>();
+            row.random = run_of(j.at("random"));
+            row.guided = run_of(j.at("guided"));
+            row.transfer = run_of(j.at("transfer"));
+            if (!j.at("tau").is_null()) row.tau = j.at("tau").get<double>();
+            done[row.id] = row;
+        } catch (const std::exception& e) {
+            fmt::print(stderr, "kiln_bench_search: {}:{}: skipped ({})\n", path, n, e.what());
+        }
+    }
+    return done;
 }
 
 // Records at most `target_ms`.
@@ -277,8 +343,8 @@ int main(int argc, char** argv) {
     app.add_option("--layers", o.layers, "the layer set (JSON)")->capture_default_str();
     app.add_option("--only", o.only, "comma-separated layer ids (default: every conv layer)");
     app.add_option("--dir", o.dir,
-                   "where the databases live; a rerun continues the random searches (default: "
-                   "build/bench/search-<machine>)");
+                   "where the databases and results.jsonl live; a rerun continues the random "
+                   "searches and skips finished layers (default: build/bench/search-<machine>)");
     app.add_option("--random-trials", o.random_trials, "length of the random search per layer")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
@@ -331,10 +397,18 @@ int main(int argc, char** argv) {
         ro.measure.quiet_wait_s = o.quiet_wait;
         auto runner = make_process_runner(ro);
         const std::string random_path = o.dir + "/random.db";
+        const std::string results_path = o.dir + "/results.jsonl";
+        const std::map<std::string, LayerRow> done =
+            o.random_only ? std::map<std::string, LayerRow>{} : load_results(results_path, o);
 
         // 1. The long random searches, every layer first: transfer needs the others' records.
         std::vector<LayerRow> rows;
         for (const Layer& l : layers) {
+            if (auto it = done.find(l.id); it != done.end()) {
+                fmt::print("{}: done in an earlier run ({})\n", l.id, results_path);
+                rows.push_back(it->second);
+                continue;
+            }
             Workload w = l.to_workload();
             auto db = Database::open(random_path);
             const int have = static_cast<int>(records_of(*db, w, t).size());
@@ -386,7 +460,7 @@ int main(int argc, char** argv) {
             const Layer& l = layers[i];
             LayerRow& row = rows[i];
             Workload w = l.to_workload();
-            if (row.best_ms <= 0) continue;
+            if (row.best_ms <= 0 || done.count(l.id)) continue;
             const double target = row.best_ms / o.share;
             auto random_db = Database::open(random_path);
 
@@ -420,6 +494,7 @@ int main(int argc, char** argv) {
                 row.random_expected, cell(row.guided, o.guided_trials),
                 cell(row.transfer, o.guided_trials));
             std::fflush(stdout);
+            save_result(results_path, o, row);
         }
         const std::string table = markdown(o, rows, command);
         fmt::print("\n{}", table);

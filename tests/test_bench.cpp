@@ -94,16 +94,38 @@ TEST(Bench, SearchBenchmarkRunsEveryStrategy) {
    "stride": 1, "pad": 0, "dilation": 1, "groups": 1, "dtype": "f32", "model": ""},
   {"id": "b", "op": "conv2d", "n": 1, "c": 16, "h": 6, "w": 6, "k": 8, "r": 1, "s": 1,
    "stride": 1, "pad": 0, "dilation": 1, "groups": 1, "dtype": "f32", "model": ""}]})";
-    auto r = run_bench({"--layers", layers.string(), "--random-trials", "8", "--guided-trials", "8",
-                        "--batch", "4", "--min-time", "0.01", "--quiet-wait", "0", "--no-doc",
-                        "--dir", (dir / "dbs").string()},
-                       KILN_BENCH_SEARCH_BINARY);
+    const std::vector<std::string> args = {"--layers",
+                                           layers.string(),
+                                           "--random-trials",
+                                           "8",
+                                           "--guided-trials",
+                                           "8",
+                                           "--batch",
+                                           "4",
+                                           "--min-time",
+                                           "0.01",
+                                           "--quiet-wait",
+                                           "0",
+                                           "--no-doc",
+                                           "--dir",
+                                           (dir / "dbs").string()};
+    auto r = run_bench(args, KILN_BENCH_SEARCH_BINARY);
     ASSERT_EQ(r.code, 0) << r.out;
     for (const char* want : {"| a | ", "| b | ", "Medians over 2 layers", "transfer <= 48"})
         EXPECT_NE(r.out.find(want), std::string::npos) << want << " missing from:\n" << r.out;
     // The random search's records are kept: a second run measures nothing new for them.
     auto db = Database::open((dir / "dbs" / "random.db").string());
     EXPECT_EQ(db->records({}).size(), 16u);
+    // Finished layers are kept too: a rerun takes both from results.jsonl and prints the same
+    // table without searching again.
+    auto table = [](const std::string& out) { return out.substr(out.find("| layer")); };
+    auto again = run_bench(args, KILN_BENCH_SEARCH_BINARY);
+    ASSERT_EQ(again.code, 0) << again.out;
+    EXPECT_NE(again.out.find("a: done in an earlier run"), std::string::npos) << again.out;
+    EXPECT_NE(again.out.find("b: done in an earlier run"), std::string::npos) << again.out;
+    EXPECT_EQ(again.out.find("trials to 95%"), std::string::npos) << again.out;
+    ASSERT_NE(r.out.find("| layer"), std::string::npos) << r.out;
+    EXPECT_EQ(table(again.out), table(r.out));
     std::filesystem::remove_all(dir);
 }
 #endif

@@ -98,13 +98,7 @@ nlohmann::json settings_of(const Options& o) {
             {"retime_top", o.retime_top}};
 }
 
-nlohmann::json run_json(const SearchRun& r) {
-    return {{"trials", r.trials}, {"measured", r.measured}, {"seconds", r.seconds}};
-}
-
-SearchRun run_of(const nlohmann::json& j) {
-    return {j.at("trials").get<int>(), j.at("measured").get<int>(), j.at("seconds").get<double>()};
-}
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SearchRun, trials, measured, seconds)
 
 void save_result(const std::string& path, const Options& o, const LayerRow& row) {
     nlohmann::json j = {{"id", row.id},
@@ -114,9 +108,9 @@ void save_result(const std::string& path, const Options& o, const LayerRow& row)
                         {"random_measured", row.random_measured},
                         {"random_hits", row.random_hits},
                         {"random_expected", row.random_expected},
-                        {"random", run_json(row.random)},
-                        {"guided", run_json(row.guided)},
-                        {"transfer", run_json(row.transfer)},
+                        {"random", row.random},
+                        {"guided", row.guided},
+                        {"transfer", row.transfer},
                         {"tau", std::isnan(row.tau) ? nlohmann::json() : nlohmann::json(row.tau)}};
     std::ofstream(path, std::ios::app) << j.dump() << "\n";
 }
@@ -140,9 +134,9 @@ std::map<std::string, LayerRow> load_results(const std::string& path, const Opti
             row.random_measured = j.at("random_measured").get<int>();
             row.random_hits = j.at("random_hits").get<int>();
             row.random_expected = j.at("random_expected").get<double>();
-            row.random = run_of(j.at("random"));
-            row.guided = run_of(j.at("guided"));
-            row.transfer = run_of(j.at("transfer"));
+            row.random = j.at("random").get<SearchRun>();
+            row.guided = j.at("guided").get<SearchRun>();
+            row.transfer = j.at("transfer").get<SearchRun>();
             if (!j.at("tau").is_null()) row.tau = j.at("tau").get<double>();
             done[row.id] = row;
         } catch (const std::exception& e) {

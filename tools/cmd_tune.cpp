@@ -95,9 +95,7 @@ std::vector<ScheduledTask> scheduled_tasks(const graph::TaskList& list, Database
     for (const graph::KernelTask& task : list.tasks) {
         ScheduledTask s;
         s.name = task.key;
-        s.op = task.workload.op;
         s.count = task.count;
-        s.flops = task.workload.flops();
         const ScheduleSpace space = find_space(task.workload.op).space(task.workload, t);
         for (const Record& r : this_machines_records(db, task.workload, t, space)) {
             ++s.trials;

@@ -17,7 +17,7 @@
 //
 // Every task first gets one batch (its default config is measured first), so each has a best;
 // then the task with the highest gain gets the next batch. `round_robin` gives each task a batch
-// in turn, for comparison. The scheduler sees only numbers (bests, trials, FLOPs): it does not
+// in turn, for comparison. The scheduler sees only numbers (bests, trials, counts): it does not
 // measure, so it can be tested and compared on synthetic tasks.
 #pragma once
 
@@ -29,9 +29,7 @@ namespace kiln {
 
 struct ScheduledTask {
     std::string name;     // the workload key
-    std::string op;       // the op (reports group by it)
     int count = 1;        // times the model runs it
-    double flops = 0;     // of one run
     double best_ms = 0;   // 0 = nothing measured yet
     double start_ms = 0;  // the first best seen (the default config's time): the untuned estimate
     int trials = 0;       // measured so far, earlier runs included

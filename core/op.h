@@ -41,11 +41,17 @@ class OpDef {
     virtual void check(const Workload& w) const = 0;
     // Data and weight only; Workload::inputs() appends bias and residual from the epilogue.
     virtual std::vector<TensorSpec> operands(const Workload& w) const = 0;
+    // True when the op's kernels can read and write channel-blocked activations (Blocking in
+    // core/workload.h); check() then also checks the blocks against the channels. operands(),
+    // output() and reference() still describe the plain (NCHW) tensors: Workload::inputs() and
+    // output() block the shapes, and the reference takes blocked tensors.
+    virtual bool blockable() const { return false; }
     virtual TensorSpec output(const Workload& w) const = 0;
     // Multiply-adds counted as 2; the epilogue is added by Workload::flops().
     virtual double flops(const Workload& w) const = 0;
-    // The scalar reference, in double precision accumulation, NCHW at the boundary: inputs as
-    // Workload::inputs(), output as Workload::output(). Applies the epilogue.
+    // The scalar reference, in double precision accumulation: inputs as Workload::inputs(),
+    // output as Workload::output() (NCHW, or blocked as the workload's layout says). Applies
+    // the epilogue.
     virtual void reference(const Workload& w, const std::vector<const float*>& inputs,
                            float* output) const = 0;
 };

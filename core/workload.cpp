@@ -137,6 +137,48 @@ bool Epilogue::operator==(const Epilogue& o) const {
     return to_string() == o.to_string();
 }
 
+// ---- Blocking ---------------------------------------------------------------------------------
+
+std::string Blocking::to_string() const {
+    std::string s;
+    if (input) s += "i" + std::to_string(input);
+    if (residual) s += "r" + std::to_string(residual);
+    if (output) s += "o" + std::to_string(output);
+    return s;
+}
+
+Blocking Blocking::parse(const std::string& text) {
+    Blocking b;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        const char which = text[pos++];
+        int64_t* slot = which == 'i'   ? &b.input
+                        : which == 'r' ? &b.residual
+                        : which == 'o' ? &b.output
+                                       : nullptr;
+        if (!slot)
+            throw Error("layout",
+                        "expected i, r or o at '" + text.substr(pos - 1) + "' in '" + text + "'");
+        size_t end = pos;
+        while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end])))
+            ++end;
+        *slot = parse_int(text.substr(pos, end - pos), "layout");
+        if (*slot < 1)
+            throw Error("layout", "block of " + std::string(1, which) + " must be positive in '" +
+                                      text + "'");
+        pos = end;
+    }
+    return b;
+}
+
+std::vector<int64_t> blocked_shape(const std::vector<int64_t>& nchw, int64_t b) {
+    if (b == 0) return nchw;
+    if (nchw.size() != 4)
+        throw Error("layout",
+                    "only NCHW tensors can be blocked, not rank " + std::to_string(nchw.size()));
+    return {nchw[0], nchw[1] / b, nchw[2], nchw[3], b};
+}
+
 // ---- Workload ---------------------------------------------------------------------------------
 
 const OpDef& Workload::def() const {
@@ -165,6 +207,7 @@ std::string Workload::key() const {
         k += "/" + text;
     k += "/" + std::string(kiln::to_string(dtype));
     if (!epilogue.empty()) k += "/" + epilogue.to_string();
+    if (!layout.plain()) k += "/layout:" + layout.to_string();
     return k;
 }
 
@@ -176,6 +219,11 @@ Workload Workload::parse_key(const std::string& key) {
     int ngroups = 0;
     for (const auto& p : d.params())
         ngroups = std::max(ngroups, p.group + 1);
+    const std::string layout_tag = "layout:";
+    if (seg.size() > 1 && seg.back().compare(0, layout_tag.size(), layout_tag) == 0) {
+        w.layout = Blocking::parse(seg.back().substr(layout_tag.size()));
+        seg.pop_back();
+    }
     if (static_cast<int>(seg.size()) < ngroups + 2 || static_cast<int>(seg.size()) > ngroups + 3)
         throw Error("key", "'" + key + "' does not have the segments of a " + w.op + " key");
     for (int g = 0; g < ngroups; ++g) {
@@ -261,6 +309,14 @@ void Workload::validate() const {
         dtype_ok = dtype_ok || t == dtype;
     if (!dtype_ok)
         throw Error("dtype", std::string(kiln::to_string(dtype)) + " is not supported by " + op);
+    if (!layout.plain()) {
+        if (!d.blockable()) throw Error("layout", op + " has no blocked layout");
+        for (int64_t b : {layout.input, layout.residual, layout.output})
+            if (b < 0 || (b & (b - 1)) != 0)
+                throw Error("layout", "blocks are powers of two, got '" + layout.to_string() + "'");
+        if (layout.residual && !epilogue.residual)
+            throw Error("layout", "a blocked residual without a residual in the epilogue");
+    }
     d.check(*this);
 }
 
@@ -275,18 +331,22 @@ double Workload::flops() const {
 
 std::vector<TensorSpec> Workload::inputs() const {
     auto t = def().operands(*this);
-    TensorSpec out = output();
+    t[0].shape = blocked_shape(t[0].shape, layout.input);
+    TensorSpec out = def().output(*this);
     if (epilogue.bias) {
         // Bias is per output channel: the second dimension of NCHW, the last of a matrix.
         int64_t channels = out.shape.size() == 4 ? out.shape[1] : out.shape.back();
         t.push_back({"bias", {channels}, dtype});
     }
-    if (epilogue.residual) t.push_back({"residual", out.shape, dtype});
+    if (epilogue.residual)
+        t.push_back({"residual", blocked_shape(out.shape, layout.residual), dtype});
     return t;
 }
 
 TensorSpec Workload::output() const {
-    return def().output(*this);
+    TensorSpec out = def().output(*this);
+    out.shape = blocked_shape(out.shape, layout.output);
+    return out;
 }
 
 nlohmann::json Workload::to_json() const {
@@ -298,6 +358,7 @@ nlohmann::json Workload::to_json() const {
     for (const auto& [name, v] : params)
         p[name] = v.size() == 1 ? nlohmann::json(v[0]) : nlohmann::json(v);
     j["params"] = p;
+    if (!layout.plain()) j["layout"] = layout.to_string();
     j["key"] = key();
     return j;
 }
@@ -314,6 +375,10 @@ Workload Workload::from_json(const nlohmann::json& j) {
     if (j.contains("epilogue")) {
         if (!j["epilogue"].is_string()) throw Error("epilogue", "not a string");
         w.epilogue = Epilogue::parse(j["epilogue"].get<std::string>());
+    }
+    if (j.contains("layout")) {
+        if (!j["layout"].is_string()) throw Error("layout", "not a string");
+        w.layout = Blocking::parse(j["layout"].get<std::string>());
     }
     if (!j.contains("params") || !j["params"].is_object())
         throw Error("params", "missing or not an object");

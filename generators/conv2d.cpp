@@ -81,7 +81,17 @@ class Conv2dDef final : public OpDef {
             throw Error("groups", "output channels k=" + std::to_string(s.k) +
                                       " are not divisible by groups=" + std::to_string(s.groups));
         check_conv_window(s);
+        auto check_block = [](int64_t b, int64_t channels, const char* what) {
+            if (b && channels % b != 0)
+                throw Error("layout", std::string(what) + " channels (" + std::to_string(channels) +
+                                          ") are not divisible by their block " +
+                                          std::to_string(b));
+        };
+        check_block(w.layout.input, s.c, "input");
+        check_block(w.layout.output, s.k, "output");
+        check_block(w.layout.residual, s.k, "residual");
     }
+    bool blockable() const override { return true; }
     std::vector<TensorSpec> operands(const Workload& w) const override {
         ConvShape s = ConvShape::of(w);
         return {{"input", {s.n, s.c, s.h, s.w}, w.dtype},
@@ -103,8 +113,21 @@ class Conv2dDef final : public OpDef {
 
 }  // namespace
 
+namespace {
+
+// Where element (b, c, y, x) of an NCHW tensor with `channels` channels of h x w lies when
+// blocked by `block` (0: NCHW itself).
+int64_t activation_index(int64_t b, int64_t c, int64_t y, int64_t x, int64_t channels, int64_t h,
+                         int64_t w, int64_t block) {
+    if (!block) return ((b * channels + c) * h + y) * w + x;
+    return (((b * (channels / block) + c / block) * h + y) * w + x) * block + c % block;
+}
+
+}  // namespace
+
 void conv2d_reference(const Workload& w, const std::vector<const float*>& in, float* out) {
     ConvShape s = ConvShape::of(w);
+    const Blocking& l = w.layout;
     const float* x = in[0];
     const float* wt = in[1];
     size_t next = 2;
@@ -124,13 +147,16 @@ void conv2d_reference(const Workload& w, const std::vector<const float*>& in, fl
                             for (int64_t kx = 0; kx < s.s; ++kx) {
                                 int64_t ix = ox * s.stride_w - s.pad_l + kx * s.dil_w;
                                 if (ix < 0 || ix >= s.w) continue;
-                                acc += double(x[((b * s.c + g * cg + ci) * s.h + iy) * s.w + ix]) *
+                                acc += double(x[activation_index(b, g * cg + ci, iy, ix, s.c, s.h,
+                                                                 s.w, l.input)]) *
                                        wt[((k * cg + ci) * s.r + ky) * s.s + kx];
                             }
                         }
-                    int64_t o = ((b * s.k + k) * s.oh + oy) * s.ow + ox;
-                    out[o] = w.epilogue.apply(static_cast<float>(acc), bias ? bias[k] : 0.0f,
-                                              res ? res[o] : 0.0f);
+                    const float r =
+                        res ? res[activation_index(b, k, oy, ox, s.k, s.oh, s.ow, l.residual)]
+                            : 0.0f;
+                    out[activation_index(b, k, oy, ox, s.k, s.oh, s.ow, l.output)] =
+                        w.epilogue.apply(static_cast<float>(acc), bias ? bias[k] : 0.0f, r);
                 }
         }
 }

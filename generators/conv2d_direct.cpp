@@ -2,19 +2,30 @@
 // Their schedules are in schedules/conv2d_direct.cpp.
 #include "generators/conv2d_direct.h"
 
+#include <string>
+
+#include "core/error.h"
+
 namespace kiln {
 
 using namespace Halide;
 
 namespace {
 
-Conv2dFuncs params() {
+Conv2dFuncs params(const Blocking& layout = {}) {
     Conv2dFuncs f;
-    f.input = ImageParam(Float(32), 4, "input");
+    f.input = ImageParam(Float(32), layout.input ? 5 : 4, "input");
     f.weight = ImageParam(Float(32), 4, "weight");
     f.bias = ImageParam(Float(32), 1, "bias");
-    f.residual = ImageParam(Float(32), 4, "residual");
+    f.residual = ImageParam(Float(32), layout.residual ? 5 : 4, "residual");
     return f;
+}
+
+// Element (x, y, c, n) of an activation, NCHW or blocked by `block` (Halide order: the block's
+// channel innermost, then x, y, the block index, n).
+Expr activation(Func t, int block, Expr x, Expr y, Expr c, Expr n) {
+    if (!block) return t(x, y, c, n);
+    return t(c % block, x, y, c / block, n);
 }
 
 // Packed weights (kk, q..., kb): output channel kb * block_k + kk, zero past k, so that every
@@ -46,7 +57,7 @@ Conv2dFuncs define_direct_conv2d(const Workload& w, int block_k, int block_c,
     if (params_from) {
         f = *params_from;
     } else {
-        f = params();
+        f = params(w.layout);
         f.pack = pack_weights(s, f.weight, block_k, false);
         f.packed = ImageParam(Float(32), 5, "packed");
     }
@@ -54,12 +65,16 @@ Conv2dFuncs define_direct_conv2d(const Workload& w, int block_k, int block_c,
     Var ci("ci"), x("x"), y("y"), cb("cb"), n("n"), kk("kk"), kb("kb"), k("k");
     f.padded = Func("padded" + suffix);
     Expr c = cb * block_c + ci;
+    const int bi = int(w.layout.input);
     if (s.padded() && !in_place) {
-        Func bounded = BoundaryConditions::constant_exterior(
-            f.input, 0.0f, {{0, int(s.w)}, {0, int(s.h)}, {0, int(s.c)}, {0, int(s.n)}});
-        f.padded(ci, x, y, cb, n) = bounded(x - int(s.pad_l), y - int(s.pad_t), c, n);
+        Region bounds = {{0, int(s.w)}, {0, int(s.h)}, {0, int(s.c)}, {0, int(s.n)}};
+        if (bi) bounds = {{0, bi}, {0, int(s.w)}, {0, int(s.h)}, {0, int(s.c) / bi}, {0, int(s.n)}};
+        Func bounded = BoundaryConditions::constant_exterior(f.input, 0.0f, bounds);
+        f.padded(ci, x, y, cb, n) =
+            activation(bounded, bi, x - int(s.pad_l), y - int(s.pad_t), c, n);
     } else {
-        f.padded(ci, x, y, cb, n) = f.input(x - int(s.pad_l), y - int(s.pad_t), c, n);
+        f.padded(ci, x, y, cb, n) =
+            activation(f.input, bi, x - int(s.pad_l), y - int(s.pad_t), c, n);
     }
 
     const int cg = int(s.c_per_group()), kg = int(s.k_per_group());
@@ -74,8 +89,23 @@ Conv2dFuncs define_direct_conv2d(const Workload& w, int block_k, int block_c,
         f.packed(kk, f.rd.w * block_c + f.rd.x, f.rd.y, f.rd.z, kb);
 
     f.output = Func("output" + suffix);
-    f.output(x, y, k, n) = apply_epilogue(w.epilogue, f.conv(k % block_k, x, y, k / block_k, n),
-                                          f.bias(k), f.residual(x, y, k, n));
+    const int bo = int(w.layout.output), br = int(w.layout.residual);
+    if (!bo) {
+        f.output(x, y, k, n) = apply_epilogue(w.epilogue, f.conv(k % block_k, x, y, k / block_k, n),
+                                              f.bias(k), activation(f.residual, br, x, y, k, n));
+    } else {
+        // Blocks of bo output channels, block_k / bo of them per accumulator block.
+        if (block_k % bo != 0)
+            throw Error("block_k", std::to_string(block_k) +
+                                       " is not a multiple of the blocked output's " +
+                                       std::to_string(bo));
+        const int per = block_k / bo;
+        Var o("o"), ob("ob");
+        Expr acc = f.conv(o + (ob % per) * bo, x, y, ob / per, n);
+        Expr res = br == bo ? Expr(f.residual(o, x, y, ob, n))
+                            : activation(f.residual, br, x, y, ob * bo + o, n);
+        f.output(o, x, y, ob, n) = apply_epilogue(w.epilogue, acc, f.bias(ob * bo + o), res);
+    }
     return f;
 }
 

@@ -30,6 +30,7 @@
 #include "generators/gemm.h"
 #include "graph/fused.h"
 #include "graph/halide_ops.h"
+#include "graph/layout_plan.h"
 #include "graph/memory_plan.h"
 #include "graph/op.h"
 #include "graph/tasks.h"
@@ -212,7 +213,12 @@ class Compiler {
     // Where value v's bytes are, as a C expression.
     BufferArg value_arg(ValueId v, const std::vector<int>& extents) const;
     BufferArg constant_arg(const Tensor& t, const std::vector<int>& extents);
-    void compile_kernel_node(const Node& n, const Workload& w);
+    // The database's best config for `w` on the target, if it has one.
+    std::optional<Config> best_config(const Workload& w) const;
+    // The best config, or the space's default with a warning naming the kernel.
+    KernelChoice choose_config(const Node& n, const Workload& w);
+    // `w` is the choice's workload with the planned layouts.
+    void compile_kernel_node(const Node& n, const Workload& w, const KernelChoice& choice);
     void compile_lowered_node(const Node& n, const HalideLowering& l);
     void write_glue(const std::string& path) const;
     void write_weights(const std::string& bin, const std::string& asm_path) const;
@@ -233,6 +239,7 @@ class Compiler {
     std::vector<std::string> warnings_;
     int functions_ = 0;
     int step_ = 0, steps_ = 0;
+    int activations_ = 0, blocked_ = 0;  // kernel outputs; of them, kept blocked
 };
 
 BufferArg Compiler::value_arg(ValueId v, const std::vector<int>& extents) const {
@@ -277,23 +284,35 @@ std::vector<ValueId> kernel_operands(const Node& n, const Workload& w) {
     return ops;
 }
 
-void Compiler::compile_kernel_node(const Node& n, const Workload& w) {
+std::optional<Config> Compiler::best_config(const Workload& w) const {
+    if (!o_.db) return std::nullopt;
+    auto best = o_.db->best(w.key(), o_.target.halide, o_.target.fingerprint.id());
+    if (!best) return std::nullopt;
+    return best->config;
+}
+
+KernelChoice Compiler::choose_config(const Node& n, const Workload& w) {
+    if (std::optional<Config> best = best_config(w)) return {w, *best};
+    warnings_.push_back(
+        fmt::format("kernel {} ({}) has no tuned record{}; it uses the "
+                    "space's default config",
+                    n.label(), w.key(), o_.db ? " in " + o_.db->path() : ""));
+    return {w, find_space(w.op).space(w, o_.target).default_config};
+}
+
+void Compiler::compile_kernel_node(const Node& n, const Workload& w, const KernelChoice& choice) {
     auto start = Clock::now();
-    CompiledNode cn{n.label(), "default", "", w.key(), ""};
-    const SpaceDef& def = find_space(w.op);
-    Config config = def.space(w, o_.target).default_config;
-    if (o_.db) {
-        if (auto best = o_.db->best(w.key(), o_.target.halide, o_.target.fingerprint.id())) {
-            config = best->config;
-            cn.kind = "tuned";
-        }
+    // A blocked kernel takes its own record when it has one, else its plain workload's config
+    // (which plan_layouts() checked it can take).
+    Config config = choice.config;
+    bool tuned = false;
+    if (std::optional<Config> best = best_config(w)) {
+        config = *best;
+        tuned = true;
+    } else if (!w.layout.plain()) {
+        tuned = best_config(choice.workload).has_value();
     }
-    if (cn.kind == "default")
-        warnings_.push_back(
-            fmt::format("kernel {} ({}) has no tuned record{}; it uses the "
-                        "space's default config",
-                        n.label(), w.key(), o_.db ? " in " + o_.db->path() : ""));
-    cn.config = config.to_string();
+    CompiledNode cn{n.label(), tuned ? "tuned" : "default", "", w.key(), config.to_string()};
 
     HalidePipelines p = build_pipelines(w, config, o_.target);
     constrain_shapes(p, w);
@@ -567,6 +586,9 @@ void Compiler::write_header_and_json(CompileReport& r) const {
               {"kernels", kernels},
               {"functions", r.functions},
               {"arena_bytes", r.arena_bytes},
+              {"layout",
+               {{"kernel_activations", r.kernel_activations},
+                {"blocked_activations", r.blocked_activations}}},
               {"weight_bytes", r.weight_bytes},
               {"warnings", r.warnings},
               {"link", "-L. -l" + o_.name + " -lpthread -ldl -lm"}};
@@ -617,10 +639,18 @@ CompileReport Compiler::run() {
     fs::remove_all(work_);
     fs::create_directories(work_);
 
+    // Each kernel's config, then which activations stay blocked between kernels.
+    std::vector<std::optional<KernelChoice>> choices(g_.nodes.size());
+    for (size_t i = 0; i < g_.nodes.size(); ++i)
+        if (workloads[i]) choices[i] = choose_config(g_.nodes[i], *workloads[i]);
+    const LayoutPlan layouts = plan_layouts(g_, choices, o_.target);
+    activations_ = layouts.activations;
+    blocked_ = layouts.blocked;
+
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
         const Node& n = g_.nodes[i];
         if (workloads[i])
-            compile_kernel_node(n, *workloads[i]);
+            compile_kernel_node(n, *layouts.workloads[i], *choices[i]);
         else if (lowerings[i]->is_alias())
             nodes_.push_back({n.label(), "alias", "", "", ""});
         else
@@ -658,6 +688,8 @@ CompileReport Compiler::run() {
     r.nodes = nodes_;
     r.warnings = warnings_;
     r.functions = functions_;
+    r.kernel_activations = activations_;
+    r.blocked_activations = blocked_;
     r.arena_bytes = plan_.arena_bytes;
     r.unshared_bytes = plan_.unshared_bytes;
     r.weight_bytes = blob_.bytes.size();

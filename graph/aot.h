@@ -6,6 +6,8 @@
 //     best config the database has for it on the target (or the space's default, with a
 //     warning naming the kernel), its weights packed into the kernel's layout now, not at run
 //     time; nodes with the same workload and config share one function;
+//   - activations stay channel-blocked between kernels that compute in that layout
+//     (graph/layout_plan.h); the others read and write NCHW;
 //   - every other node is lowered to Halide (graph/halide_ops.h), or shares its input's memory
 //     when it only reshapes (an alias);
 //   - the memory plan (graph/memory_plan.h) places the activations in one arena;
@@ -55,6 +57,10 @@ struct CompileReport {
     std::vector<CompiledNode> nodes;
     std::vector<std::string> warnings;  // one per kernel without a tuned record, ...
     int functions = 0;                  // distinct compiled functions
+    // Kernel outputs, and those of them kept channel-blocked for the kernels that read them
+    // (graph/layout_plan.h).
+    int kernel_activations = 0;
+    int blocked_activations = 0;
     uint64_t arena_bytes = 0;
     uint64_t unshared_bytes = 0;  // the arena's buffers without reuse
     uint64_t weight_bytes = 0;    // packed weights and other constants in the library

@@ -39,7 +39,7 @@ class Conv2dSpace final : public HalideSpaceDef {
         sp.version = 2;
         std::vector<const Conv2dAlgorithm*> usable;
         for (const auto& a : conv2d_algorithms())
-            if (a.applies(w)) usable.push_back(&a);
+            if ((w.layout.plain() || a.blocked_io) && a.applies(w)) usable.push_back(&a);
         std::sort(usable.begin(), usable.end(), [](auto* a, auto* b) { return a->name < b->name; });
         if (usable.empty()) throw Error("op", "no conv2d algorithm applies to " + w.key());
         const Conv2dAlgorithm* best = usable[0];

@@ -37,6 +37,9 @@ struct Conv2dAlgorithm {
     // Which applicable algorithm the default config uses: the highest. A hand rule, nothing
     // more; tuning decides.
     std::function<int(const Workload&, const Target&)> default_priority;
+    // True when it reads and writes channel-blocked activations (Workload::layout); the others
+    // apply to plain workloads only.
+    bool blocked_io = false;
 };
 
 struct Conv2dAlgorithmRegistration {

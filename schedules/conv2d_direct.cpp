@@ -143,8 +143,12 @@ void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t
                         "pad only for the border strips; inline: read the input with bounds "
                         "checks in the inner loop",
                         name_domain({"root", "split", "inline"}), is_direct});
+    const int64_t out_block = w.layout.output;
     sp.constraints.push_back([=](const Config& c) -> std::optional<std::string> {
         if (!is_direct(c)) return std::nullopt;
+        if (out_block && c.i("block_k") % out_block != 0)
+            return "block_k " + std::to_string(c.i("block_k")) +
+                   " is not a multiple of the blocked output's " + std::to_string(out_block);
         int64_t acc = c.i("tile_x") * c.i("tile_y") * ceil_div(c.i("block_k"), lanes);
         if (acc > budget)
             return "register tile needs " + std::to_string(acc) + " accumulators; the target has " +
@@ -175,6 +179,9 @@ void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t
     int64_t b = bk.back();
     for (int64_t v : bk)
         if (v == lanes || (v == 2 * lanes && two_vectors)) b = v;
+    if (out_block && b % out_block != 0)
+        for (int64_t v : bk)
+            if (v % out_block == 0 && (b % out_block != 0 || v < b)) b = v;
     int64_t best_c = 1;
     for (int64_t v : bc)
         if (v <= 16) best_c = v;
@@ -217,16 +224,22 @@ void add_direct_knobs_impl(ScheduleSpace& sp, const Workload& w, const Target& t
 // block_k channels; `pad_at` is root or inline. A border strip copies its few
 // padded rows or columns in one thread (`parallel_copy` false): a parallel loop's dispatch cost
 // more than the copy (r50_l2_3x3_s2, interleaved: 0.575 against 0.561 ms).
-void schedule_direct(Conv2dFuncs& f, const ConvShape& s, const Config& c, const Target& t, int tx,
-                     int ty, const std::string& pad_at, bool parallel_copy = true) {
+void schedule_direct(Conv2dFuncs& f, const ConvShape& s, const Blocking& layout, const Config& c,
+                     const Target& t, int tx, int ty, const std::string& pad_at,
+                     bool parallel_copy = true) {
     const int lanes = t.f32_lanes();
     const int bk = int(c.i("block_k")), bc = int(c.i("block_c"));
 
-    // Output: (x, y, k, n) -> tile (xi, kk, yi) inside the outer loops.
-    Var x = f.output.args()[0], y = f.output.args()[1], k = f.output.args()[2],
-        n = f.output.args()[3];
+    // NCHW output: (x, y, k, n) -> tile (xi, kk, yi) inside the outer loops, stored as rows of
+    // pixels. Blocked output: (o, x, y, ob, n) -> tile (o, kk, xi, yi), stored as the vectors of
+    // channels the accumulator holds.
+    const bool blocked = layout.output != 0;
+    const std::vector<Var> args = f.output.args();
+    Var x = args[blocked ? 1 : 0], y = args[blocked ? 2 : 1], k = args[blocked ? 3 : 2],
+        n = args[blocked ? 4 : 3];
     Var xo("xo"), xi("xi"), yo("yo"), yi("yi"), kb("kb"), kk("kk"), par("par");
-    f.output.split(k, kb, kk, bk, TailStrategy::GuardWithIf)
+    const int per = blocked ? bk / int(layout.output) : bk;
+    f.output.split(k, kb, kk, per, TailStrategy::GuardWithIf)
         .split(x, xo, xi, tx)
         .split(y, yo, yi, ty);
     const std::string& order = c.s("loop_order");
@@ -234,8 +247,14 @@ void schedule_direct(Conv2dFuncs& f, const ConvShape& s, const Config& c, const 
     if (order == "x_y_k") outer = {xo, yo, kb};
     if (order == "x_k_y") outer = {xo, kb, yo};
     if (order == "k_x_y") outer = {kb, xo, yo};
-    f.output.reorder(xi, kk, yi, outer[0], outer[1], outer[2], n);
-    if (tx > 1) f.output.vectorize(xi);
+    if (blocked) {
+        f.output.reorder(args[0], kk, xi, yi, outer[0], outer[1], outer[2], n)
+            .vectorize(args[0])
+            .unroll(xi);
+    } else {
+        f.output.reorder(xi, kk, yi, outer[0], outer[1], outer[2], n);
+        if (tx > 1) f.output.vectorize(xi);
+    }
     f.output.unroll(kk).unroll(yi);
     const int grain = int(c.i("grain"));
     if (c.s("parallel") == "outer2") {
@@ -308,7 +327,7 @@ HalidePipelines direct_conv2d_impl(const Workload& w, const Config& c, const Tar
     std::vector<std::vector<std::pair<int, int>>> crops;
     if (pad_at != "split") {
         f = define_direct_conv2d(w, bk, bc);
-        schedule_direct(f, s, c, t, tx, ty, pad_at);
+        schedule_direct(f, s, w.layout, c, t, tx, ty, pad_at);
     } else {
         // The interior reads the input in place, with the config's tile; each border strip pads
         // the few rows or columns it reads, with a tile cut to its size (a column strip stacks
@@ -322,14 +341,17 @@ HalidePipelines direct_conv2d_impl(const Workload& w, const Config& c, const Tar
                                                      i ? "_" + std::to_string(i) : "");
             if (i == 0) {
                 f = piece;
-                schedule_direct(piece, s, c, t, tx, ty, "inline");
+                schedule_direct(piece, s, w.layout, c, t, tx, ty, "inline");
             } else {
                 int px = std::min(tx, q.xn);
                 int py = std::min(q.yn, std::max(ty, budget / vecs / px));
-                schedule_direct(piece, s, c, t, px, py, "root", false);
+                schedule_direct(piece, s, w.layout, c, t, px, py, "root", false);
             }
             outputs.push_back(piece.output);
             crops.push_back({{q.x0, q.xn}, {q.y0, q.yn}});
+            // A blocked output's first dimension is the channel within a block: all of it.
+            if (w.layout.output)
+                crops.back().insert(crops.back().begin(), {0, int(w.layout.output)});
         }
     }
     // Packing runs once at prepare(): any reasonable schedule will do.
@@ -483,6 +505,7 @@ static Conv2dAlgorithmRegistration direct_registration({
     add_direct_knobs,
     direct_conv2d,
     [](const Workload&, const Target&) { return 10; },
+    true,
 });
 
 static Conv2dAlgorithmRegistration im2col_registration({

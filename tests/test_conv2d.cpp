@@ -3,6 +3,8 @@
 
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "schedules/kernel.h"
 #include "schedules/verify.h"
@@ -238,4 +240,68 @@ TEST(Conv2d, InvalidConfigIsRejectedWithReason) {
         EXPECT_EQ(e.field(), "config");
         EXPECT_NE(std::string(e.what()).find("tile_x"), std::string::npos) << e.what();
     }
+}
+
+TEST(Conv2d, BlockedLayoutsMatchReference) {
+    // Channel-blocked activations (NCHW[b]c) in and out of the direct algorithm, alone and
+    // together, with random direct configs; the reference reads and writes the same layouts.
+    Target t = host_target();
+    const int64_t b = t.f32_lanes();
+    auto str = [](int64_t v) { return std::to_string(v); };
+    for (uint64_t seed = 2000; seed < 2024; ++seed) {
+        std::mt19937_64 rng(seed);
+        auto pick = [&](std::initializer_list<int64_t> v) {
+            return *(v.begin() + std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng));
+        };
+        const int64_t groups = pick({1, 1, 1, 2});
+        std::string shape = "n=" + str(pick({1, 2})) + ",c=" + str(groups * b * pick({1, 2})) +
+                            ",h=" + str(pick({5, 9, 14})) + ",w=" + str(pick({6, 11, 16})) +
+                            ",k=" + str(groups * b * pick({1, 2, 3})) + ",r=" + str(pick({1, 3})) +
+                            ",s=" + str(pick({1, 3})) + ",stride=" + str(pick({1, 2})) +
+                            ",pad=" + str(pick({0, 1})) + ",groups=" + str(groups);
+        const bool residual = seed % 2 == 0;
+        Workload w = Workload::from_shape("conv2d", shape, DType::f32,
+                                          Epilogue::parse(residual ? "bias+add+relu" : "bias"));
+        // Every combination of blocked tensors, one per seed.
+        const int mask = int(seed % 7) + 1;
+        w.layout.input = mask & 1 ? b : 0;
+        w.layout.output = mask & 2 ? b : 0;
+        w.layout.residual = residual && (mask & 4) ? b : 0;
+        if (w.layout.plain()) w.layout.input = b;
+        w.validate();
+        EXPECT_EQ(Workload::parse_key(w.key()), w) << w.key();
+        ScheduleSpace sp = find_space("conv2d").space(w, t);
+        EXPECT_EQ(sp.default_config.s("algorithm"), "direct") << w.key();
+        expect_correct(w, sp.default_config, seed);
+        for (int i = 0; i < 2; ++i) {
+            Config c = sp.sample(rng);
+            ASSERT_EQ(c.s("algorithm"), "direct") << "only direct computes blocked layouts";
+            if (w.layout.output) {
+                EXPECT_EQ(c.i("block_k") % b, 0) << c.to_string();
+            }
+            expect_correct(w, c, seed * 10 + i);
+        }
+    }
+}
+
+TEST(Conv2d, BlockedLayoutsAreChecked) {
+    Workload w = Workload::from_shape("conv2d", "c=12,h=8,w=8,k=16,r=3,s=3,pad=1");
+    w.layout.input = 8;  // 12 channels are not whole blocks of 8
+    EXPECT_THROW(w.validate(), Error);
+    w.layout = {};
+    w.layout.residual = 8;  // no residual to block
+    EXPECT_THROW(w.validate(), Error);
+    w.layout = {};
+    w.layout.output = 6;  // not a power of two
+    EXPECT_THROW(w.validate(), Error);
+    Workload d = Workload::from_shape("dense", "m=1,n=16,k=16");
+    d.layout.input = 8;
+    EXPECT_THROW(d.validate(), Error);
+    EXPECT_THROW(Workload::parse_key("conv2d/n1c16h8w8/k16r3s3/st1p1d1g1/f32/layout:x8"), Error);
+    Workload p = Workload::parse_key("conv2d/n1c16h8w8/k16r3s3/st1p1d1g1/f32/layout:i8o8");
+    EXPECT_EQ(p.layout.input, 8);
+    EXPECT_EQ(p.layout.output, 8);
+    EXPECT_EQ(p.layout.residual, 0);
+    EXPECT_EQ(Workload::from_json(p.to_json()), p);
+    EXPECT_EQ(p.output().shape, (std::vector<int64_t>{1, 2, 8, 8, 8}));
 }

@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -28,6 +30,8 @@
 #include "graph/onnx_import.h"
 #include "graph/passes.h"
 #include "graph/reference.h"
+#include "graph/tasks.h"
+#include "schedules/kernel.h"
 #include "targets/target.h"
 #include "tests/onnx_models.h"
 
@@ -263,6 +267,158 @@ TEST(Compile, ASmallCnnLinksIntoAPlainCProgramAndMatchesTheReference) {
     const Tensor& scores = want.at("scores");
     std::vector<float> expected(scores.data<float>(), scores.data<float>() + scores.numel());
     EXPECT_LT(relative_error(read_floats(dir.path() + "/y.bin", 10), expected), 1e-5);
+}
+
+// Four convolutions: a is read by b twice (data and residual), b by c and by a pooling, c by d,
+// and d is the output. With direct configs everywhere, a and c can stay blocked; b is read by
+// a pooling (NCHW) and d is a graph output.
+onnx::ModelProto four_convs() {
+    onnx::ModelProto m = new_model(13);
+    add_input(m, "x", {1, 16, 10, 10});
+    auto conv = [&](const std::string& name, const std::string& in, int64_t k, int64_t c, int64_t r,
+                    uint64_t seed) {
+        add_init(m, name + "_w", {k, c, r, r}, random_floats(size_t(k * c * r * r), seed));
+        add_init(m, name + "_b", {k}, random_floats(size_t(k), seed + 1));
+        auto* n = add_node(m, "Conv", {in, name + "_w", name + "_b"}, {name + "_c"}, name);
+        set_ints(n, "pads", {r / 2, r / 2, r / 2, r / 2});
+        set_ints(n, "kernel_shape", {r, r});
+    };
+    conv("a", "x", 16, 16, 3, 11);
+    add_node(m, "Relu", {"a_c"}, {"a"}, "a_relu");
+    conv("b", "a", 16, 16, 1, 13);
+    add_node(m, "Add", {"b_c", "a"}, {"b_sum"}, "b_add");
+    add_node(m, "Relu", {"b_sum"}, {"b"}, "b_relu");
+    conv("c", "b", 32, 16, 3, 15);
+    add_node(m, "Relu", {"c_c"}, {"c"}, "c_relu");
+    conv("d", "c", 8, 32, 1, 17);
+    add_node(m, "GlobalAveragePool", {"b"}, {"pooled"}, "pool");
+    add_output(m, "d_c", {1, 8, 10, 10});
+    add_output(m, "pooled", {1, 16, 1, 1});
+    return m;
+}
+
+// Runs a compiled model named `name` on the raw float32 input in argv[1] and writes every
+// output, one after another, to argv[2].
+std::string run_outputs_app(const std::string& name) {
+    return R"(#include <stdio.h>
+#include <stdlib.h>
+#include ")" +
+           name + R"(.h"
+
+int main(int argc, char** argv) {
+    kiln_instance* m = NULL;
+    kiln_options o;
+    kiln_options_init(&o);
+    if (argc != 3 || kiln_create(kiln_model_)" +
+           name + R"((), &o, &m) != KILN_OK) return 1;
+    kiln_tensor_info info;
+    if (kiln_input_info(m, 0, &info) != KILN_OK) return 1;
+    long long n = 1;
+    for (int d = 0; d < info.rank; ++d) n *= info.shape[d];
+    float* x = malloc(n * sizeof(float));
+    FILE* f = fopen(argv[1], "rb");
+    if (!f || fread(x, sizeof(float), n, f) != (size_t)n) return 1;
+    fclose(f);
+    void* outs[8];
+    long long sizes[8];
+    for (int i = 0; i < kiln_num_outputs(m); ++i) {
+        if (kiln_output_info(m, i, &info) != KILN_OK) return 1;
+        sizes[i] = 1;
+        for (int d = 0; d < info.rank; ++d) sizes[i] *= info.shape[d];
+        outs[i] = malloc(sizes[i] * sizeof(float));
+    }
+    const void* ins[1] = {x};
+    if (kiln_run(m, ins, outs) != KILN_OK) {
+        fprintf(stderr, "run: %s\n", kiln_last_error(m));
+        return 1;
+    }
+    f = fopen(argv[2], "wb");
+    for (int i = 0; i < kiln_num_outputs(m); ++i) fwrite(outs[i], sizeof(float), sizes[i], f);
+    fclose(f);
+    kiln_destroy(m);
+    return 0;
+}
+)";
+}
+
+TEST(Compile, ActivationsStayBlockedBetweenChannelBlockedKernels) {
+    if (shell("cc --version").code != 0) GTEST_SKIP() << "no C compiler";
+    ModelDir dir;
+    const std::string model = dir.write(four_convs());
+    Graph g = import_onnx(model);
+    optimize(g);
+    const Target t = host_target();
+
+    // A database that gives every kernel a direct config, as if tuning had chosen them.
+    auto db = Database::open(dir.path() + "/t.db");
+    std::vector<Record> records;
+    for (const Node& n : g.nodes) {
+        std::string why;
+        std::optional<Workload> w = kernel_workload(g, n, why);
+        if (!w) continue;
+        Record r;
+        r.workload = *w;
+        r.target_name = t.name;
+        r.target_halide = t.halide;
+        r.fingerprint = t.fingerprint;
+        Config direct;
+        direct.set("algorithm", std::string("direct"));
+        r.config = find_space(w->op).space(*w, t).with_defaults(direct);
+        r.space_version = find_space(w->op).space(*w, t).version;
+        r.median_ms = r.min_ms = 1.0;
+        r.repeats = 1;
+        r.kiln_version = "test";
+        r.time = utc_now();
+        records.push_back(r);
+    }
+    ASSERT_EQ(records.size(), 4u);
+    db->add(records);
+
+    CompileOptions o;
+    o.name = "blocked";
+    o.out_dir = dir.path() + "/out";
+    o.target = t;
+    o.db = db.get();
+    CompileReport r = compile_model(g, o);
+    EXPECT_EQ(r.kernel_activations, 4);
+    EXPECT_EQ(r.blocked_activations, 2);  // a and c
+    EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();
+    const std::string b = std::to_string(t.f32_lanes());
+    std::map<std::string, std::string> layouts;  // node name -> its key's layout segment
+    for (const CompiledNode& n : r.nodes) {
+        if (n.workload.empty()) continue;
+        EXPECT_EQ(n.kind, "tuned") << n.node;
+        auto at = n.workload.find("/layout:");
+        // The label is "'a' (kiln.Conv)": the name is enough.
+        layouts[n.node.substr(0, n.node.find(' '))] =
+            at == std::string::npos ? "" : n.workload.substr(at + 8);
+    }
+    EXPECT_EQ(layouts["'a'"], "o" + b);
+    EXPECT_EQ(layouts["'b'"], "i" + b + "r" + b);
+    EXPECT_EQ(layouts["'c'"], "o" + b);
+    EXPECT_EQ(layouts["'d'"], "i" + b);
+    auto j = nlohmann::json::parse(std::ifstream(r.json));
+    EXPECT_EQ(j["layout"]["blocked_activations"], 2);
+
+    std::ofstream(dir.path() + "/app.c") << run_outputs_app("blocked");
+    Shell link = shell("cc -std=c99 -O1 -I" + o.out_dir + " " + dir.path() + "/app.c " + o.out_dir +
+                       "/libblocked.a -lpthread -ldl -lm -o " + dir.path() + "/app");
+    ASSERT_EQ(link.code, 0) << link.out;
+    const std::vector<float> x = random_floats(16 * 10 * 10, 19);
+    write_floats(dir.path() + "/x.bin", x);
+    Shell run = shell(dir.path() + "/app " + dir.path() + "/x.bin " + dir.path() + "/y.bin");
+    ASSERT_EQ(run.code, 0) << run.out;
+    const std::vector<float> got = read_floats(dir.path() + "/y.bin", 8 * 100 + 16);
+    auto want =
+        evaluate_reference(import_onnx(model), {{"x", Tensor::from_f32({1, 16, 10, 10}, x)}});
+    const Tensor& d = want.at("d_c");
+    const Tensor& pooled = want.at("pooled");
+    EXPECT_LT(
+        relative_error({got.begin(), got.begin() + 800}, {d.data<float>(), d.data<float>() + 800}),
+        1e-5);
+    EXPECT_LT(relative_error({got.begin() + 800, got.end()},
+                             {pooled.data<float>(), pooled.data<float>() + 16}),
+              1e-5);
 }
 
 TEST(Compile, ABadNameAndAMissingCompilerAreErrors) {

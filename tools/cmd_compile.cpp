@@ -101,6 +101,10 @@ graph::CompileReport compile_onnx_model(const CompileCommandOptions& o) {
         "nodes     %zu: %d tuned kernels, %d kernels with default configs, %d lowered, "
         "%d aliases; %d functions\n",
         r.nodes.size(), tuned, fallback, lowered, aliases, r.functions);
+    std::printf(
+        "layout    %d of %d kernel outputs kept channel-blocked for the kernels "
+        "that read them\n",
+        r.blocked_activations, r.kernel_activations);
     std::printf("memory    arena %s (%s without reuse), weights %s\n",
                 size_text(r.arena_bytes).c_str(), size_text(r.unshared_bytes).c_str(),
                 size_text(r.weight_bytes).c_str());

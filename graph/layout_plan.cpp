@@ -1,0 +1,85 @@
+// kiln/graph/layout_plan.cpp — plan_layouts(): see layout_plan.h.
+#include "graph/layout_plan.h"
+
+#include <set>
+
+#include "core/error.h"
+#include "core/op.h"
+#include "graph/fused.h"
+#include "schedules/kernel.h"
+
+namespace kiln::graph {
+
+namespace {
+
+// True when `config` computes `w`, blocking included: the workload is valid and the space of
+// its op takes the config.
+bool accepts(const Workload& w, const Config& config, const Target& t) {
+    try {
+        w.validate();
+        return !find_space(w.op).space(w, t).check(config).has_value();
+    } catch (const Error&) {
+        return false;
+    }
+}
+
+}  // namespace
+
+LayoutPlan plan_layouts(const Graph& g, const std::vector<std::optional<KernelChoice>>& kernels,
+                        const Target& target) {
+    LayoutPlan plan;
+    plan.block.assign(g.values.size(), 0);
+    plan.workloads.assign(g.nodes.size(), std::nullopt);
+    const int64_t b = target.f32_lanes();
+    const std::set<ValueId> graph_outputs(g.outputs.begin(), g.outputs.end());
+
+    for (size_t i = 0; i < g.nodes.size() && i < kernels.size(); ++i) {
+        if (!kernels[i]) continue;
+        ++plan.activations;
+        const KernelChoice& producer = *kernels[i];
+        const ValueId v = g.nodes[i].outputs.at(0);
+        if (graph_outputs.count(v) || !producer.workload.def().blockable()) continue;
+        Workload writes = producer.workload;
+        writes.layout.output = b;
+        if (!accepts(writes, producer.config, target)) continue;
+        const std::vector<NodeId> readers = g.consumers(v);
+        bool all_read_blocked = !readers.empty();
+        for (NodeId r : readers) {
+            if (size_t(r) >= kernels.size() || !kernels[r]) {
+                all_read_blocked = false;
+                break;
+            }
+            const Node& n = g.nodes[r];
+            Workload reads = kernels[r]->workload;
+            if (n.inputs.at(kFusedData) == v) reads.layout.input = b;
+            if (reads.epilogue.residual && n.inputs.at(kFusedResidual) == v)
+                reads.layout.residual = b;
+            if (reads.layout.plain() || !accepts(reads, kernels[r]->config, target)) {
+                all_read_blocked = false;
+                break;
+            }
+        }
+        if (!all_read_blocked) continue;
+        plan.block[v] = b;
+        ++plan.blocked;
+    }
+
+    // Each kernel with the layouts of what it reads and writes. The choices above were made one
+    // tensor at a time; the checks only constrain each tensor on its own, so together they hold.
+    for (size_t i = 0; i < g.nodes.size() && i < kernels.size(); ++i) {
+        if (!kernels[i]) continue;
+        const Node& n = g.nodes[i];
+        Workload w = kernels[i]->workload;
+        w.layout.input = plan.block[n.inputs.at(kFusedData)];
+        if (w.epilogue.residual) w.layout.residual = plan.block[n.inputs.at(kFusedResidual)];
+        w.layout.output = plan.block[n.outputs.at(0)];
+        if (!w.layout.plain() && !accepts(w, kernels[i]->config, target))
+            throw Error("layout", "kernel " + n.label() +
+                                      " cannot take the layouts planned for it (" + w.key() +
+                                      "); this is a bug in plan_layouts");
+        plan.workloads[i] = std::move(w);
+    }
+    return plan;
+}
+
+}  // namespace kiln::graph

@@ -1,0 +1,50 @@
+// kiln/graph/layout_plan.h — which activations stay channel-blocked between kernels.
+//
+// Channel-blocked kernels (conv2d's direct algorithm) compute in NCHW[b]c, b the target's vector
+// width: a register tile holds vectors of b output channels, and each tap broadcasts one input
+// value per pixel. Between two such kernels an NCHW activation costs a transposition on each
+// side (the producer's tile stored as rows of pixels, the consumer's reads strided by a plane);
+// kept blocked, the producer stores its vectors as they are and the consumer reads contiguous
+// blocks. plan_layouts() decides, per activation, with the config each kernel will be compiled
+// with: a kernel's output stays blocked when its config can write it blocked and every reader is
+// a kernel whose config can read it blocked (as its data input or as its residual). Everything
+// else stays NCHW: graph inputs and outputs, what other ops read, and the boundaries of
+// algorithms that compute in NCHW (im2col, gemm, Winograd, direct_x), which transform at their
+// own edges as they always do. So the layout changes only where a kernel needs it to.
+//
+// No Halide here.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/workload.h"
+#include "graph/ir.h"
+#include "targets/target.h"
+
+namespace kiln::graph {
+
+// One kernel node's choice: its (plain) workload and the config it will be compiled with.
+struct KernelChoice {
+    Workload workload;
+    Config config;
+};
+
+struct LayoutPlan {
+    std::vector<int64_t> block;  // per ValueId: 0 = NCHW, b = NCHW[b]c
+    // Per NodeId: the kernel's workload with its blocking set (unset for other nodes).
+    std::vector<std::optional<Workload>> workloads;
+    int activations = 0;  // kernel outputs considered
+    int blocked = 0;      // of them, kept blocked
+};
+
+// `kernels` is indexed by NodeId, set for the kernel nodes. The block is the target's f32
+// vector width; a config "can" read or write a layout when the op is blockable and the config
+// passes the space's checks for the workload with that layout.
+LayoutPlan plan_layouts(const Graph& g, const std::vector<std::optional<KernelChoice>>& kernels,
+                        const Target& target);
+
+}  // namespace kiln::graph

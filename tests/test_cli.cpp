@@ -138,6 +138,23 @@ TEST(Cli, BenchOpVerifiesAndTimes) {
     EXPECT_NE(r.out.find(" GFLOP/s (median)"), std::string::npos);
 }
 
+TEST(Cli, BenchOpTimesABlockedLayout) {
+    Result r = run_kiln({"bench-op", "conv2d", "--shape", kTinyConv, "--layout", "i8o8",
+                         "--min-time", "0.02", "--repeats", "1", "--threads", "1"});
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("conv2d/n1c8h10w10/k16r3s3/st1p1d1g1/f32/layout:i8o8"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("\"algorithm\":\"direct\""), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("verify    ok"), std::string::npos) << r.out;
+    expect_bad_input({"bench-op", "conv2d", "--shape", kTinyConv, "--layout", "i16"},
+                     "not divisible by their block 16");
+    expect_bad_input({"bench-op", "conv2d", "--shape", kTinyConv, "--layout", "i3"},
+                     "powers of two");
+    expect_bad_input({"bench-op", "conv2d", "--shape", kTinyConv, "--layout", "x8"},
+                     "expected i, r or o");
+    expect_bad_input({"bench-op", "dense", "--layout", "i8"}, "dense has no blocked layout");
+}
+
 nlohmann::json conv2d_space(const std::string& shape) {
     Result r = run_kiln({"ops", "conv2d", "--shape", shape, "--json"});
     EXPECT_EQ(r.code, 0) << r.err;

@@ -39,6 +39,7 @@ struct BenchOptions {
     std::string op;
     std::string shape;  // empty: the op's example
     std::string epilogue;
+    std::string layout;
     std::string config_file;
     std::string config_json;
     std::string target = "host";
@@ -189,6 +190,10 @@ void run_bench_op(const BenchOptions& o) {
     }
     Workload w = Workload::from_shape(o.op, o.shape.empty() ? def.example() : o.shape, DType::f32,
                                       Epilogue::parse(o.epilogue));
+    if (!o.layout.empty()) {
+        w.layout = Blocking::parse(o.layout);
+        w.validate();
+    }
     Target t = parse_target(o.target);
     if (!t.is_host)
         throw Error("target", "'" + o.target + "' does not run on this machine (" +
@@ -278,6 +283,10 @@ void add_bench_op(CLI::App& app) {
     cmd->add_option(
         "--epilogue", o->epilogue,
         "Fused epilogue: bias, add, relu, relu6, clipLO:HI joined by +, e.g. bias+relu");
+    cmd->add_option("--layout", o->layout,
+                    "Channel-blocked activations, as in a workload key's layout segment: i8 "
+                    "(input), r8 (residual), o8 (output), e.g. i8o8 for NCHW8c in and out "
+                    "(default: NCHW)");
     CLI::Option* file = cmd->add_option("--config", o->config_file,
                                         "Config JSON file: some or all knobs; the rest default");
     cmd->add_option("--config-json", o->config_json,

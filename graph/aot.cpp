@@ -643,7 +643,7 @@ CompileReport Compiler::run() {
     std::vector<std::optional<KernelChoice>> choices(g_.nodes.size());
     for (size_t i = 0; i < g_.nodes.size(); ++i)
         if (workloads[i]) choices[i] = choose_config(g_.nodes[i], *workloads[i]);
-    const LayoutPlan layouts = plan_layouts(g_, choices, o_.target);
+    const LayoutPlan layouts = plan_layouts(g_, choices, o_.target, o_.block_activations);
     activations_ = layouts.activations;
     blocked_ = layouts.blocked;
 

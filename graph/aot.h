@@ -40,6 +40,9 @@ struct CompileOptions {
     std::string cc;                // C compiler for the target; empty: "cc" on the host, the GNU
                                    // cross compiler (aarch64-linux-gnu-gcc) for arm-64 targets
     std::string ar = "ar";
+    // Keep activations channel-blocked between kernels that compute in that layout
+    // (graph/layout_plan.h); false: every activation NCHW.
+    bool block_activations = true;
     // Called once per compiled function: "[3/41] conv2d/... tuned, 1.2 s".
     std::function<void(const std::string&)> progress;
 };

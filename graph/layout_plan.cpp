@@ -26,7 +26,7 @@ bool accepts(const Workload& w, const Config& config, const Target& t) {
 }  // namespace
 
 LayoutPlan plan_layouts(const Graph& g, const std::vector<std::optional<KernelChoice>>& kernels,
-                        const Target& target) {
+                        const Target& target, bool block) {
     LayoutPlan plan;
     plan.block.assign(g.values.size(), 0);
     plan.workloads.assign(g.nodes.size(), std::nullopt);
@@ -38,7 +38,7 @@ LayoutPlan plan_layouts(const Graph& g, const std::vector<std::optional<KernelCh
         ++plan.activations;
         const KernelChoice& producer = *kernels[i];
         const ValueId v = g.nodes[i].outputs.at(0);
-        if (graph_outputs.count(v) || !producer.workload.def().blockable()) continue;
+        if (!block || graph_outputs.count(v) || !producer.workload.def().blockable()) continue;
         Workload writes = producer.workload;
         writes.layout.output = b;
         if (!accepts(writes, producer.config, target)) continue;

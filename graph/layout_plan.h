@@ -44,7 +44,8 @@ struct LayoutPlan {
 // `kernels` is indexed by NodeId, set for the kernel nodes. The block is the target's f32
 // vector width; a config "can" read or write a layout when the op is blockable and the config
 // passes the space's checks for the workload with that layout.
+// `block` false: every activation NCHW (for comparison).
 LayoutPlan plan_layouts(const Graph& g, const std::vector<std::optional<KernelChoice>>& kernels,
-                        const Target& target);
+                        const Target& target, bool block = true);
 
 }  // namespace kiln::graph

@@ -399,6 +399,13 @@ TEST(Compile, ActivationsStayBlockedBetweenChannelBlockedKernels) {
     EXPECT_EQ(layouts["'d'"], "i" + b);
     auto j = nlohmann::json::parse(std::ifstream(r.json));
     EXPECT_EQ(j["layout"]["blocked_activations"], 2);
+    CompileOptions nchw = o;
+    nchw.out_dir = dir.path() + "/nchw";
+    nchw.block_activations = false;
+    CompileReport plain = compile_model(g, nchw);
+    EXPECT_EQ(plain.blocked_activations, 0);
+    for (const CompiledNode& n : plain.nodes)
+        EXPECT_EQ(n.workload.find("/layout:"), std::string::npos) << n.workload;
 
     std::ofstream(dir.path() + "/app.c") << run_outputs_app("blocked");
     Shell link = shell("cc -std=c99 -O1 -I" + o.out_dir + " " + dir.path() + "/app.c " + o.out_dir +

@@ -66,6 +66,7 @@ graph::CompileReport compile_onnx_model(const CompileCommandOptions& o) {
     co.out_dir = o.out.empty() ? "out/" + co.name : o.out;
     co.target = parse_target(o.target);
     co.cc = o.cc;
+    co.block_activations = !o.nchw;
     std::unique_ptr<Database> db;
     std::string db_note = "none (--no-db): every kernel takes its space's default config";
     if (!o.no_db) {
@@ -127,6 +128,9 @@ void add_compile(CLI::App& app) {
                     "Tuning database with the kernels' best configs (default: $KILN_DB, else "
                     "~/.cache/kiln/tuning.db; a missing file means default configs)");
     cmd->add_flag("--no-db", o->no_db, "Use every kernel's default config");
+    cmd->add_flag("--nchw", o->nchw,
+                  "Keep every activation NCHW: no channel-blocked layouts between kernels "
+                  "(to measure what they bring)");
     cmd->add_option("-o,--out", o->out, "Output directory (default: out/NAME)");
     cmd->add_option("--name", o->name,
                     "Library name, a C identifier (default: the model file's stem)");

@@ -14,6 +14,7 @@ struct CompileCommandOptions {
     std::string target = "host";
     std::string db;
     bool no_db = false;
+    bool nchw = false;  // no channel-blocked activations between kernels
     std::string out;
     std::string name;
     int64_t batch = 1;

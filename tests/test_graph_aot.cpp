@@ -269,10 +269,10 @@ TEST(Compile, ASmallCnnLinksIntoAPlainCProgramAndMatchesTheReference) {
     EXPECT_LT(relative_error(read_floats(dir.path() + "/y.bin", 10), expected), 1e-5);
 }
 
-// Four convolutions: a is read by b twice (data and residual), b by c and by a pooling, c by d,
-// and d is the output. With direct configs everywhere, a and c can stay blocked; b is read by
-// a pooling (NCHW) and d is a graph output.
-onnx::ModelProto four_convs() {
+// Four convolutions: a is read by b twice (data and residual), b by c, c by d, and d is the
+// output; a pooling reads `pooled_value` (c, or b). With direct configs everywhere and the pool
+// on c, a and b stay blocked: c is read by the pooling (NCHW) and d is a graph output.
+onnx::ModelProto four_convs(const std::string& pooled_value = "c") {
     onnx::ModelProto m = new_model(13);
     add_input(m, "x", {1, 16, 10, 10});
     auto conv = [&](const std::string& name, const std::string& in, int64_t k, int64_t c, int64_t r,
@@ -291,9 +291,9 @@ onnx::ModelProto four_convs() {
     conv("c", "b", 32, 16, 3, 15);
     add_node(m, "Relu", {"c_c"}, {"c"}, "c_relu");
     conv("d", "c", 8, 32, 1, 17);
-    add_node(m, "GlobalAveragePool", {"b"}, {"pooled"}, "pool");
+    add_node(m, "GlobalAveragePool", {pooled_value}, {"pooled"}, "pool");
     add_output(m, "d_c", {1, 8, 10, 10});
-    add_output(m, "pooled", {1, 16, 1, 1});
+    add_output(m, "pooled", {1, pooled_value == "c" ? 32 : 16, 1, 1});
     return m;
 }
 
@@ -341,16 +341,10 @@ int main(int argc, char** argv) {
 )";
 }
 
-TEST(Compile, ActivationsStayBlockedBetweenChannelBlockedKernels) {
-    if (shell("cc --version").code != 0) GTEST_SKIP() << "no C compiler";
-    ModelDir dir;
-    const std::string model = dir.write(four_convs());
-    Graph g = import_onnx(model);
-    optimize(g);
-    const Target t = host_target();
-
-    // A database that gives every kernel a direct config, as if tuning had chosen them.
-    auto db = Database::open(dir.path() + "/t.db");
+// A database at `path` that gives every kernel of `g` a direct config, as if tuning had chosen
+// them.
+std::unique_ptr<Database> direct_configs(const Graph& g, const Target& t, const std::string& path) {
+    auto db = Database::open(path);
     std::vector<Record> records;
     for (const Node& n : g.nodes) {
         std::string why;
@@ -371,20 +365,14 @@ TEST(Compile, ActivationsStayBlockedBetweenChannelBlockedKernels) {
         r.time = utc_now();
         records.push_back(r);
     }
-    ASSERT_EQ(records.size(), 4u);
+    EXPECT_EQ(records.size(), 4u);
     db->add(records);
+    return db;
+}
 
-    CompileOptions o;
-    o.name = "blocked";
-    o.out_dir = dir.path() + "/out";
-    o.target = t;
-    o.db = db.get();
-    CompileReport r = compile_model(g, o);
-    EXPECT_EQ(r.kernel_activations, 4);
-    EXPECT_EQ(r.blocked_activations, 2);  // a and c
-    EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();
-    const std::string b = std::to_string(t.f32_lanes());
-    std::map<std::string, std::string> layouts;  // node name -> its key's layout segment
+// The node name -> the layout segment of its kernel's key ("" for NCHW).
+std::map<std::string, std::string> kernel_layouts(const CompileReport& r) {
+    std::map<std::string, std::string> layouts;
     for (const CompiledNode& n : r.nodes) {
         if (n.workload.empty()) continue;
         EXPECT_EQ(n.kind, "tuned") << n.node;
@@ -393,10 +381,33 @@ TEST(Compile, ActivationsStayBlockedBetweenChannelBlockedKernels) {
         layouts[n.node.substr(0, n.node.find(' '))] =
             at == std::string::npos ? "" : n.workload.substr(at + 8);
     }
+    return layouts;
+}
+
+TEST(Compile, ActivationsStayBlockedBetweenChannelBlockedKernels) {
+    if (shell("cc --version").code != 0) GTEST_SKIP() << "no C compiler";
+    ModelDir dir;
+    const std::string model = dir.write(four_convs());
+    Graph g = import_onnx(model);
+    optimize(g);
+    const Target t = host_target();
+    auto db = direct_configs(g, t, dir.path() + "/t.db");
+
+    CompileOptions o;
+    o.name = "blocked";
+    o.out_dir = dir.path() + "/out";
+    o.target = t;
+    o.db = db.get();
+    CompileReport r = compile_model(g, o);
+    EXPECT_EQ(r.kernel_activations, 4);
+    EXPECT_EQ(r.blocked_activations, 2);  // a and b
+    EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();
+    const std::string b = std::to_string(t.f32_lanes());
+    std::map<std::string, std::string> layouts = kernel_layouts(r);
     EXPECT_EQ(layouts["'a'"], "o" + b);
-    EXPECT_EQ(layouts["'b'"], "i" + b + "r" + b);
-    EXPECT_EQ(layouts["'c'"], "o" + b);
-    EXPECT_EQ(layouts["'d'"], "i" + b);
+    EXPECT_EQ(layouts["'b'"], "i" + b + "r" + b + "o" + b);
+    EXPECT_EQ(layouts["'c'"], "i" + b);
+    EXPECT_EQ(layouts["'d'"], "");
     auto j = nlohmann::json::parse(std::ifstream(r.json));
     EXPECT_EQ(j["layout"]["blocked_activations"], 2);
     CompileOptions nchw = o;
@@ -415,7 +426,7 @@ TEST(Compile, ActivationsStayBlockedBetweenChannelBlockedKernels) {
     write_floats(dir.path() + "/x.bin", x);
     Shell run = shell(dir.path() + "/app " + dir.path() + "/x.bin " + dir.path() + "/y.bin");
     ASSERT_EQ(run.code, 0) << run.out;
-    const std::vector<float> got = read_floats(dir.path() + "/y.bin", 8 * 100 + 16);
+    const std::vector<float> got = read_floats(dir.path() + "/y.bin", 8 * 100 + 32);
     auto want =
         evaluate_reference(import_onnx(model), {{"x", Tensor::from_f32({1, 16, 10, 10}, x)}});
     const Tensor& d = want.at("d_c");
@@ -424,8 +435,32 @@ TEST(Compile, ActivationsStayBlockedBetweenChannelBlockedKernels) {
         relative_error({got.begin(), got.begin() + 800}, {d.data<float>(), d.data<float>() + 800}),
         1e-5);
     EXPECT_LT(relative_error({got.begin() + 800, got.end()},
-                             {pooled.data<float>(), pooled.data<float>() + 16}),
+                             {pooled.data<float>(), pooled.data<float>() + 32}),
               1e-5);
+}
+
+TEST(Compile, ABlockedResidualFeedsAnNchwOutput) {
+    // The pooling reads b, so b is NCHW; a is still blocked, read by b as its data input and as
+    // the residual it adds into NCHW rows. c goes to d blocked.
+    if (shell("cc --version").code != 0) GTEST_SKIP() << "no C compiler";
+    ModelDir dir;
+    Graph g = import_onnx(dir.write(four_convs("b")));
+    optimize(g);
+    const Target t = host_target();
+    auto db = direct_configs(g, t, dir.path() + "/t.db");
+    CompileOptions o;
+    o.name = "residual";
+    o.out_dir = dir.path() + "/out";
+    o.target = t;
+    o.db = db.get();
+    CompileReport r = compile_model(g, o);
+    EXPECT_EQ(r.blocked_activations, 2);
+    const std::string b = std::to_string(t.f32_lanes());
+    std::map<std::string, std::string> layouts = kernel_layouts(r);
+    EXPECT_EQ(layouts["'a'"], "o" + b);
+    EXPECT_EQ(layouts["'b'"], "i" + b + "r" + b);
+    EXPECT_EQ(layouts["'c'"], "o" + b);
+    EXPECT_EQ(layouts["'d'"], "i" + b);
 }
 
 TEST(Compile, ABadNameAndAMissingCompilerAreErrors) {

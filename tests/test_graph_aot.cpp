@@ -384,25 +384,30 @@ std::map<std::string, std::string> kernel_layouts(const CompileReport& r) {
     return layouts;
 }
 
+// four_convs(pooled_value) written to DIR/NAME.onnx, imported, optimized and compiled into
+// DIR/NAME with a direct config for every kernel (`block` false: with every activation NCHW).
+CompileReport compile_four_convs(const ModelDir& dir, const std::string& pooled_value,
+                                 const std::string& name, bool block = true) {
+    Graph g = import_onnx(dir.write(four_convs(pooled_value), name + ".onnx"));
+    optimize(g);
+    auto db = direct_configs(g, host_target(), dir.path() + "/" + name + ".db");
+    CompileOptions o;
+    o.name = name;
+    o.out_dir = dir.path() + "/" + name;
+    o.target = host_target();
+    o.db = db.get();
+    o.block_activations = block;
+    return compile_model(g, o);
+}
+
 TEST(Compile, ActivationsStayBlockedBetweenChannelBlockedKernels) {
     if (shell("cc --version").code != 0) GTEST_SKIP() << "no C compiler";
     ModelDir dir;
-    const std::string model = dir.write(four_convs());
-    Graph g = import_onnx(model);
-    optimize(g);
-    const Target t = host_target();
-    auto db = direct_configs(g, t, dir.path() + "/t.db");
-
-    CompileOptions o;
-    o.name = "blocked";
-    o.out_dir = dir.path() + "/out";
-    o.target = t;
-    o.db = db.get();
-    CompileReport r = compile_model(g, o);
+    CompileReport r = compile_four_convs(dir, "c", "blocked");
     EXPECT_EQ(r.kernel_activations, 4);
     EXPECT_EQ(r.blocked_activations, 2);  // a and b
     EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();
-    const std::string b = std::to_string(t.f32_lanes());
+    const std::string b = std::to_string(host_target().f32_lanes());
     std::map<std::string, std::string> layouts = kernel_layouts(r);
     EXPECT_EQ(layouts["'a'"], "o" + b);
     EXPECT_EQ(layouts["'b'"], "i" + b + "r" + b + "o" + b);
@@ -410,16 +415,14 @@ TEST(Compile, ActivationsStayBlockedBetweenChannelBlockedKernels) {
     EXPECT_EQ(layouts["'d'"], "");
     auto j = nlohmann::json::parse(std::ifstream(r.json));
     EXPECT_EQ(j["layout"]["blocked_activations"], 2);
-    CompileOptions nchw = o;
-    nchw.out_dir = dir.path() + "/nchw";
-    nchw.block_activations = false;
-    CompileReport plain = compile_model(g, nchw);
+    CompileReport plain = compile_four_convs(dir, "c", "nchw", false);
     EXPECT_EQ(plain.blocked_activations, 0);
     for (const CompiledNode& n : plain.nodes)
         EXPECT_EQ(n.workload.find("/layout:"), std::string::npos) << n.workload;
 
+    const std::string out = dir.path() + "/blocked";
     std::ofstream(dir.path() + "/app.c") << run_outputs_app("blocked");
-    Shell link = shell("cc -std=c99 -O1 -I" + o.out_dir + " " + dir.path() + "/app.c " + o.out_dir +
+    Shell link = shell("cc -std=c99 -O1 -I" + out + " " + dir.path() + "/app.c " + out +
                        "/libblocked.a -lpthread -ldl -lm -o " + dir.path() + "/app");
     ASSERT_EQ(link.code, 0) << link.out;
     const std::vector<float> x = random_floats(16 * 10 * 10, 19);
@@ -427,8 +430,8 @@ TEST(Compile, ActivationsStayBlockedBetweenChannelBlockedKernels) {
     Shell run = shell(dir.path() + "/app " + dir.path() + "/x.bin " + dir.path() + "/y.bin");
     ASSERT_EQ(run.code, 0) << run.out;
     const std::vector<float> got = read_floats(dir.path() + "/y.bin", 8 * 100 + 32);
-    auto want =
-        evaluate_reference(import_onnx(model), {{"x", Tensor::from_f32({1, 16, 10, 10}, x)}});
+    auto want = evaluate_reference(import_onnx(dir.path() + "/blocked.onnx"),
+                                   {{"x", Tensor::from_f32({1, 16, 10, 10}, x)}});
     const Tensor& d = want.at("d_c");
     const Tensor& pooled = want.at("pooled");
     EXPECT_LT(
@@ -444,18 +447,9 @@ TEST(Compile, ABlockedResidualFeedsAnNchwOutput) {
     // the residual it adds into NCHW rows. c goes to d blocked.
     if (shell("cc --version").code != 0) GTEST_SKIP() << "no C compiler";
     ModelDir dir;
-    Graph g = import_onnx(dir.write(four_convs("b")));
-    optimize(g);
-    const Target t = host_target();
-    auto db = direct_configs(g, t, dir.path() + "/t.db");
-    CompileOptions o;
-    o.name = "residual";
-    o.out_dir = dir.path() + "/out";
-    o.target = t;
-    o.db = db.get();
-    CompileReport r = compile_model(g, o);
+    CompileReport r = compile_four_convs(dir, "b", "residual");
     EXPECT_EQ(r.blocked_activations, 2);
-    const std::string b = std::to_string(t.f32_lanes());
+    const std::string b = std::to_string(host_target().f32_lanes());
     std::map<std::string, std::string> layouts = kernel_layouts(r);
     EXPECT_EQ(layouts["'a'"], "o" + b);
     EXPECT_EQ(layouts["'b'"], "i" + b + "r" + b);

@@ -4,7 +4,9 @@
 // Direct: the accumulator is channel-blocked, conv(kk, x, y, kb, n) with kk in [0, block_k),
 // over a zero-padded input blocked by block_c: padded(ci, x, y, cb, n). Weights are packed once
 // into (kk, ci, s, r, kb), zero beyond k, so a micro-kernel loads one vector of block_k output
-// channels per tap and broadcasts one input value per output pixel.
+// channels per tap and broadcasts one input value per output pixel. The input, the residual
+// and the output are NCHW, or channel-blocked as the workload's layout says (Blocking in
+// core/workload.h): a blocked output is (o, x, y, ob, n), block_k a multiple of its block.
 //
 // im2col: a GEMM over pixels, gemm(p, k, n) = sum_q packed(kk, q, kb) * col(p, q, n) with
 // q = (ci, r, s) flattened and p = y * ow + x, so output rows are contiguous NCHW pixels; for a

@@ -292,7 +292,7 @@ std::optional<Config> Compiler::best_config(const Workload& w) const {
 }
 
 KernelChoice Compiler::choose_config(const Node& n, const Workload& w) {
-    if (std::optional<Config> best = best_config(w)) return {w, *best};
+    if (std::optional<Config> best = best_config(w)) return {w, *best, true};
     warnings_.push_back(
         fmt::format("kernel {} ({}) has no tuned record{}; it uses the "
                     "space's default config",
@@ -305,12 +305,12 @@ void Compiler::compile_kernel_node(const Node& n, const Workload& w, const Kerne
     // A blocked kernel takes its own record when it has one, else its plain workload's config
     // (which plan_layouts() checked it can take).
     Config config = choice.config;
-    bool tuned = false;
-    if (std::optional<Config> best = best_config(w)) {
-        config = *best;
-        tuned = true;
-    } else if (!w.layout.plain()) {
-        tuned = best_config(choice.workload).has_value();
+    bool tuned = choice.tuned;
+    if (!w.layout.plain()) {
+        if (std::optional<Config> best = best_config(w)) {
+            config = *best;
+            tuned = true;
+        }
     }
     CompiledNode cn{n.label(), tuned ? "tuned" : "default", "", w.key(), config.to_string()};
 

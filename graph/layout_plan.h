@@ -31,6 +31,7 @@ namespace kiln::graph {
 struct KernelChoice {
     Workload workload;
     Config config;
+    bool tuned = false;  // a database record gave the config (else the space's default)
 };
 
 struct LayoutPlan {

@@ -119,11 +119,18 @@ WinogradFuncs winograd_conv2d_funcs(const Workload& w, const WinogradLayout& lay
     const int channels = static_cast<int>(s.c), out_channels = static_cast<int>(s.k);
     const int tiles = f.tiles_w * f.tiles_h;
 
-    f.input = Halide::ImageParam(Halide::Float(32), 4, "input");
+    const int bi = static_cast<int>(w.layout.input), bo = static_cast<int>(w.layout.output),
+              br = static_cast<int>(w.layout.residual);
+    if (bo && kb % bo != 0)
+        throw Error("knob wino_kb", std::to_string(kb) +
+                                        " is not a multiple of the blocked output's " +
+                                        std::to_string(bo));
+    f.input = Halide::ImageParam(Halide::Float(32), bi ? 5 : 4, "input");
     f.weight = Halide::ImageParam(Halide::Float(32), 4, "weight");
     f.packed = Halide::ImageParam(Halide::Float(32), 5, "packed");
     if (w.epilogue.bias) f.bias = Halide::ImageParam(Halide::Float(32), 1, "bias");
-    if (w.epilogue.residual) f.residual = Halide::ImageParam(Halide::Float(32), 4, "residual");
+    if (w.epilogue.residual)
+        f.residual = Halide::ImageParam(Halide::Float(32), br ? 5 : 4, "residual");
 
     auto& x = f.x;
     auto& y = f.y;
@@ -157,10 +164,12 @@ WinogradFuncs winograd_conv2d_funcs(const Workload& w, const WinogradLayout& lay
     // channels from C up to where a schedule rounds the channel loop.
     {
         Expr inside = x >= 0 && x < width && y >= 0 && y < height && c < channels;
-        f.in_pad(x, y, c, n) = select(
-            inside,
-            f.input(clamp(x, 0, width - 1), clamp(y, 0, height - 1), clamp(c, 0, channels - 1), n),
-            0.0f);
+        Expr xc = clamp(x, 0, width - 1), yc = clamp(y, 0, height - 1);
+        // Blocked, the channel splits into its block and its lane: a vector of c over one
+        // block is a dense load, with only the block index clamped.
+        Expr value = bi ? f.input(c % bi, xc, yc, Halide::min(c / bi, channels / bi - 1), n)
+                        : f.input(xc, yc, clamp(c, 0, channels - 1), n);
+        f.in_pad(x, y, c, n) = select(inside, value, 0.0f);
     }
 
     // V = B^T d B. Tiles past the last one (a schedule rounding the tile loop up) repeat it.
@@ -202,20 +211,45 @@ WinogradFuncs winograd_conv2d_funcs(const Workload& w, const WinogradLayout& lay
             rows.push_back(f.y_row(ki, ko, i, b, p, n));
         f.y_tile(ki, ko, i, j, p, n) = apply_rows(tr.at, j, rows);
     }
-    Expr value = f.y_tile(k % kb, k / kb, x % m, y % m, x / m + f.tiles_w * (y / m), n);
-    Expr bias_value = w.epilogue.bias ? f.bias(k) : Expr();
-    Expr residual_value = w.epilogue.residual ? f.residual(x, y, k, n) : Expr();
-    f.output(x, y, k, n) = apply_epilogue(w.epilogue, value, bias_value, residual_value);
+    Expr tile = x / m + f.tiles_w * (y / m);
+    if (!bo) {
+        Expr value = f.y_tile(k % kb, k / kb, x % m, y % m, tile, n);
+        Expr bias_value = w.epilogue.bias ? f.bias(k) : Expr();
+        Expr residual_value;
+        if (w.epilogue.residual)
+            residual_value = br ? f.residual(k % br, x, y, k / br, n) : f.residual(x, y, k, n);
+        f.output(x, y, k, n) = apply_epilogue(w.epilogue, value, bias_value, residual_value);
+    } else {
+        // Output channel k * bo + o: block k of the output lies in U's block k / per, at lane
+        // offset (k % per) * bo, so a vector over o reads y_tile's channels densely.
+        const int per = kb / bo;
+        const Halide::Var& o = f.o;
+        Expr channel = k * bo + o;
+        Expr value = f.y_tile((k % per) * bo + o, k / per, x % m, y % m, tile, n);
+        Expr bias_value = w.epilogue.bias ? f.bias(channel) : Expr();
+        Expr residual_value;
+        if (w.epilogue.residual)
+            residual_value = br == bo ? f.residual(o, x, y, k, n)
+                             : br     ? f.residual(channel % br, x, y, channel / br, n)
+                                      : f.residual(x, y, channel, n);
+        f.output(o, x, y, k, n) = apply_epilogue(w.epilogue, value, bias_value, residual_value);
+    }
 
     const int batch = static_cast<int>(s.n), oh = static_cast<int>(s.oh),
               ow = static_cast<int>(s.ow);
-    set_dense_shape(f.input, {width, height, channels, batch});
+    // An activation's dense extents, NCHW or blocked (Halide order, innermost first).
+    auto activation = [](int block, int x_extent, int y_extent, int channel_count, int n_extent) {
+        if (!block) return std::vector<int>{x_extent, y_extent, channel_count, n_extent};
+        return std::vector<int>{block, x_extent, y_extent, channel_count / block, n_extent};
+    };
+    set_dense_shape(f.input, activation(bi, width, height, channels, batch));
     set_dense_shape(f.weight, {3, 3, channels, out_channels});
     set_dense_shape(f.packed, {kb, f.c_padded, f.k_blocks, alpha, alpha});
     if (w.epilogue.bias) set_dense_shape(f.bias, {out_channels});
-    if (w.epilogue.residual) set_dense_shape(f.residual, {ow, oh, out_channels, batch});
+    if (w.epilogue.residual)
+        set_dense_shape(f.residual, activation(br, ow, oh, out_channels, batch));
     set_dense_shape(f.pack.output_buffer(), {kb, f.c_padded, f.k_blocks, alpha, alpha});
-    set_dense_shape(f.output.output_buffer(), {ow, oh, out_channels, batch});
+    set_dense_shape(f.output.output_buffer(), activation(bo, ow, oh, out_channels, batch));
     return f;
 }
 

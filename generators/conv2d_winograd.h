@@ -30,14 +30,16 @@ struct WinogradFuncs {
     Halide::ImageParam input, weight, bias, residual;  // bias, residual defined when used
     Halide::ImageParam packed;                         // U, as the pack pipeline lays it out
 
-    Halide::Var x{"x"}, y{"y"}, k{"k"}, n{"n"}, c{"c"}, p{"p"};
+    // o: the channel within a block of a blocked output, whose k is then the block.
+    Halide::Var x{"x"}, y{"y"}, k{"k"}, n{"n"}, c{"c"}, p{"p"}, o{"o"};
     Halide::Var ki{"ki"}, ko{"ko"}, ei{"ei"}, ej{"ej"}, i{"i"}, j{"j"}, co{"co"};
     Halide::RDom rc;   // over the cb channels of one block
     Halide::RDom rco;  // over the channel blocks; used only when c_blocks > 1
 
     // pack(ki, c, ko, ei, ej): U for output channel ko * kb + ki, zero beyond K and C.
     Halide::Func pack{"wino_pack"};
-    // in_pad(x, y, c, n): the input with zero padding around it and zero channels beyond C.
+    // in_pad(x, y, c, n): the input with zero padding around it and zero channels beyond C,
+    // read from NCHW or from the blocked input the workload's layout names.
     Halide::Func in_pad{"wino_in_pad"};
     Halide::Func v_row{"wino_v_row"};  // (p, c, ei, j, n): B^T applied along x
     Halide::Func v{"wino_v"};          // (p, c, ei, ej, n) = B^T d B
@@ -45,12 +47,14 @@ struct WinogradFuncs {
     Halide::Func partial{"wino_partial"};
     // mm(ki, ko, p, ei, ej, n): the sum of partial over the channel blocks (pure when one).
     Halide::Func mm{"wino_m"};
-    Halide::Func y_row{"wino_y_row"};    // (ki, ko, i, ej, p, n): A^T applied along x
-    Halide::Func y_tile{"wino_y"};       // (ki, ko, i, j, p, n) = A^T M A
-    Halide::Func output{"wino_output"};  // (x, y, k, n), NCHW, epilogue applied
+    Halide::Func y_row{"wino_y_row"};  // (ki, ko, i, ej, p, n): A^T applied along x
+    Halide::Func y_tile{"wino_y"};     // (ki, ko, i, j, p, n) = A^T M A
+    // (x, y, k, n) NCHW, or (o, x, y, k, n) blocked by the workload's layout; epilogue applied.
+    Halide::Func output{"wino_output"};
 };
 
-// Defines the Funcs for a 3x3 stride-1 conv2d workload; nothing is scheduled.
+// Defines the Funcs for a 3x3 stride-1 conv2d workload; nothing is scheduled. A blocked output
+// needs kb to be a multiple of its block.
 WinogradFuncs winograd_conv2d_funcs(const Workload& w, const WinogradLayout& layout);
 
 }  // namespace kiln

@@ -10,7 +10,8 @@
 //       tiles (wino_v_vector)
 //     M = U V at the inner group: for each of the alpha^2 positions, channel block (wino_cb),
 //       then kb x pt register blocks in wino_gemm_order, accumulators in registers
-//     Y = A^T M A vectorized over output channels, then the epilogue and the NCHW store
+//     Y = A^T M A vectorized over output channels, then the epilogue and the store: rows of
+//       pixels for NCHW, Y's channel vectors as they are for a blocked output
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -209,6 +210,13 @@ void add_winograd_knobs(ScheduleSpace& space, const Workload& w, const Target& t
                    std::to_string(regs);
         return std::nullopt;
     });
+    if (const int64_t bo = w.layout.output) {
+        space.constraints.push_back([bo](const Config& c) -> std::optional<std::string> {
+            if (!is_winograd(c) || c.i("wino_kb") % bo == 0) return std::nullopt;
+            return "wino_kb " + std::to_string(c.i("wino_kb")) +
+                   " is not a multiple of the blocked output's " + std::to_string(bo);
+        });
+    }
     const int64_t k = s.k;
     space.constraints.push_back([k](const Config& c) -> std::optional<std::string> {
         if (!is_winograd(c)) return std::nullopt;
@@ -224,6 +232,12 @@ void add_winograd_knobs(ScheduleSpace& space, const Workload& w, const Target& t
     const Config& chosen = space.default_config;
     const int m = chosen.has("algorithm") && chosen.s("algorithm") == "winograd2" ? 2 : 4;
     Defaults d = choose_defaults(s, t, m, cb_domain, pt_domain, rows_domain);
+    if (const int64_t bo = w.layout.output; bo && d.kb % bo != 0) {
+        // A block wider than the register block: whole blocks, with fewer tiles to fit.
+        d.kb = ceil_div(d.kb, bo) * bo;
+        while (d.pt > 1 && registers_needed(d.kb, d.pt, lanes) > regs)
+            d.pt = *std::prev(std::find(pt_domain.begin(), pt_domain.end(), d.pt));
+    }
     Config& c = space.default_config;
     c.set("wino_kb", d.kb);
     c.set("wino_pt", d.pt);
@@ -268,18 +282,29 @@ HalidePipelines winograd_conv2d(const Workload& w, const Config& cfg, const Targ
         .unroll(f.ej)
         .parallel(f.ko);
 
-    // Output: tile groups x channel groups, each row of a tile group stored as vectors along x.
+    // Output: tile groups x channel groups. NCHW: each row of a tile group stored as vectors
+    // along x. Blocked: each pixel stored as the vectors of output channels Y holds.
     Var tg("tg"), yi("yi"), kgo("kgo"), kk("kk"), xo("xo"), xv("xv"), tb("tb");
     Halide::Func& out = f.output;
+    const int bo = static_cast<int>(w.layout.output);
     out.split(f.y, tg, yi, rows * m, TailStrategy::GuardWithIf)
-        .split(f.k, kgo, kk, layout.kb * kg, TailStrategy::GuardWithIf)
-        .split(f.x, xo, xv, lanes,
-               s.ow >= lanes ? TailStrategy::ShiftInwards : TailStrategy::GuardWithIf)
-        .vectorize(xv);
-    if (tiles_outer) {
-        out.reorder(xv, xo, yi, kk, kgo, tg, f.n).fuse(tg, f.n, tb).parallel(tb);
+        .split(f.k, kgo, kk, layout.kb * kg / (bo ? bo : 1), TailStrategy::GuardWithIf);
+    std::vector<VarOrRVar> inner;
+    if (bo) {
+        out.vectorize(f.o, std::min(bo, lanes));
+        inner = {f.o, f.x};
     } else {
-        out.reorder(xv, xo, yi, kk, tg, f.n, kgo).fuse(tg, f.n, tb).parallel(kgo);
+        out.split(f.x, xo, xv, lanes,
+                  s.ow >= lanes ? TailStrategy::ShiftInwards : TailStrategy::GuardWithIf)
+            .vectorize(xv);
+        inner = {xv, xo};
+    }
+    if (tiles_outer) {
+        inner.insert(inner.end(), {yi, kk, kgo, tg, f.n});
+        out.reorder(inner).fuse(tg, f.n, tb).parallel(tb);
+    } else {
+        inner.insert(inner.end(), {yi, kk, tg, f.n, kgo});
+        out.reorder(inner).fuse(tg, f.n, tb).parallel(kgo);
     }
     const Var& inner_group = tiles_outer ? kgo : tb;
 
@@ -392,6 +417,7 @@ Conv2dAlgorithmRegistration winograd2_registration({
     add_winograd_knobs,
     winograd_conv2d,
     [](const Workload& w, const Target&) { return winograd_priority(w, 2); },
+    true,
 });
 
 Conv2dAlgorithmRegistration winograd4_registration({
@@ -401,6 +427,7 @@ Conv2dAlgorithmRegistration winograd4_registration({
     add_winograd_knobs,
     winograd_conv2d,
     [](const Workload& w, const Target&) { return winograd_priority(w, 4); },
+    true,
 });
 
 }  // namespace

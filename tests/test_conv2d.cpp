@@ -271,15 +271,51 @@ TEST(Conv2d, BlockedLayoutsMatchReference) {
         w.validate();
         EXPECT_EQ(Workload::parse_key(w.key()), w) << w.key();
         ScheduleSpace sp = find_space("conv2d").space(w, t);
-        EXPECT_EQ(sp.default_config.s("algorithm"), "direct") << w.key();
         expect_correct(w, sp.default_config, seed);
         for (int i = 0; i < 2; ++i) {
             Config c = sp.sample(rng);
-            ASSERT_EQ(c.s("algorithm"), "direct") << "only direct computes blocked layouts";
+            const std::string& a = c.s("algorithm");
+            ASSERT_TRUE(a == "direct" || a == "winograd2" || a == "winograd4")
+                << a << ": only direct and Winograd compute blocked layouts";
             if (w.layout.output) {
-                EXPECT_EQ(c.i("block_k") % b, 0) << c.to_string();
+                EXPECT_EQ(c.i(a == "direct" ? "block_k" : "wino_kb") % b, 0) << c.to_string();
             }
             expect_correct(w, c, seed * 10 + i);
+        }
+    }
+}
+
+TEST(Conv2d, BlockedWinogradMatchesReference) {
+    // Winograd reads a blocked input as dense channel vectors and stores Y's channel vectors
+    // into a blocked output as they are. Every combination of blocked tensors, blocks of the
+    // vector width and of half of it, images that F(4x4) and F(2x2) do not tile evenly.
+    Target t = host_target();
+    const int64_t lanes = t.f32_lanes();
+    auto str = [](int64_t v) { return std::to_string(v); };
+    for (uint64_t seed = 3000; seed < 3014; ++seed) {
+        std::mt19937_64 rng(seed);
+        auto pick = [&](std::initializer_list<int64_t> v) {
+            return *(v.begin() + std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng));
+        };
+        const int64_t b = seed % 3 == 0 ? lanes / 2 : lanes;
+        std::string shape = "n=" + str(pick({1, 2})) + ",c=" + str(b * pick({1, 2, 3})) +
+                            ",h=" + str(pick({6, 7, 9})) + ",w=" + str(pick({5, 8, 11})) +
+                            ",k=" + str(b * pick({1, 2, 3})) + ",r=3,s=3,pad=" + str(pick({0, 1}));
+        const bool residual = seed % 2 == 0;
+        Workload w = Workload::from_shape("conv2d", shape, DType::f32,
+                                          Epilogue::parse(residual ? "bias+add+relu" : "bias"));
+        const int mask = int(seed % 7) + 1;
+        w.layout.input = mask & 1 ? b : 0;
+        w.layout.output = mask & 2 ? b : 0;
+        w.layout.residual = residual && (mask & 4) ? b : 0;
+        w.validate();
+        ScheduleSpace sp = find_space("conv2d").space(w, t);
+        for (const char* algorithm : {"winograd2", "winograd4"}) {
+            Config c = sp.sample(rng);
+            for (int i = 0; i < 500 && c.s("algorithm") != algorithm; ++i)
+                c = sp.sample(rng);
+            ASSERT_EQ(c.s("algorithm"), algorithm) << w.key();
+            expect_correct(w, c, seed);
         }
     }
 }

@@ -215,8 +215,10 @@ class Compiler {
     BufferArg constant_arg(const Tensor& t, const std::vector<int>& extents);
     // The database's best config for `w` on the target, if it has one.
     std::optional<Config> best_config(const Workload& w) const;
-    // The best config, or the space's default with a warning naming the kernel.
-    KernelChoice choose_config(const Node& n, const Workload& w);
+    // The config to plan with: the database's best for `blockable` (w in the layout
+    // blockable_activations() gives it, the one `kiln tune` tunes), else for w itself, else
+    // the space's default with a warning naming the kernel.
+    KernelChoice choose_config(const Node& n, const Workload& w, const Workload& blockable);
     // `w` is the choice's workload with the planned layouts.
     void compile_kernel_node(const Node& n, const Workload& w, const KernelChoice& choice);
     void compile_lowered_node(const Node& n, const HalideLowering& l);
@@ -291,22 +293,34 @@ std::optional<Config> Compiler::best_config(const Workload& w) const {
     return best->config;
 }
 
-KernelChoice Compiler::choose_config(const Node& n, const Workload& w) {
-    if (std::optional<Config> best = best_config(w)) return {w, *best, true};
+KernelChoice Compiler::choose_config(const Node& n, const Workload& w, const Workload& blockable) {
+    KernelChoice choice{w, {}, false, {}};
+    for (const Workload* each : {&blockable, &w}) {
+        if (choice.records.count(each->key())) continue;
+        if (std::optional<Config> best = best_config(*each)) {
+            choice.records.emplace(each->key(), *best);
+            if (!choice.tuned) choice.config = *best;
+            choice.tuned = true;
+        }
+    }
+    if (choice.tuned) return choice;
     warnings_.push_back(
         fmt::format("kernel {} ({}) has no tuned record{}; it uses the "
                     "space's default config",
-                    n.label(), w.key(), o_.db ? " in " + o_.db->path() : ""));
-    return {w, find_space(w.op).space(w, o_.target).default_config};
+                    n.label(), blockable.key(), o_.db ? " in " + o_.db->path() : ""));
+    choice.config = find_space(w.op).space(w, o_.target).default_config;
+    return choice;
 }
 
 void Compiler::compile_kernel_node(const Node& n, const Workload& w, const KernelChoice& choice) {
     auto start = Clock::now();
-    // A blocked kernel takes its own record when it has one, else its plain workload's config
-    // (which plan_layouts() checked it can take).
+    // A kernel takes its own layout's record when it has one, else the config it was planned
+    // with (which plan_layouts() checked it can take).
     Config config = choice.config;
     bool tuned = choice.tuned;
-    if (!w.layout.plain()) {
+    if (auto it = choice.records.find(w.key()); it != choice.records.end()) {
+        config = it->second;
+    } else if (!w.layout.plain()) {
         if (std::optional<Config> best = best_config(w)) {
             config = *best;
             tuned = true;
@@ -640,9 +654,13 @@ CompileReport Compiler::run() {
     fs::create_directories(work_);
 
     // Each kernel's config, then which activations stay blocked between kernels.
+    const std::vector<int64_t> blockable =
+        blockable_activations(g_, workloads, o_.block_activations ? o_.target.f32_lanes() : 0);
     std::vector<std::optional<KernelChoice>> choices(g_.nodes.size());
     for (size_t i = 0; i < g_.nodes.size(); ++i)
-        if (workloads[i]) choices[i] = choose_config(g_.nodes[i], *workloads[i]);
+        if (workloads[i])
+            choices[i] = choose_config(g_.nodes[i], *workloads[i],
+                                       with_layouts(g_.nodes[i], *workloads[i], blockable));
     const LayoutPlan layouts = plan_layouts(g_, choices, o_.target, o_.block_activations);
     activations_ = layouts.activations;
     blocked_ = layouts.blocked;

@@ -25,6 +25,50 @@ bool accepts(const Workload& w, const Config& config, const Target& t) {
 
 }  // namespace
 
+std::vector<int64_t> blockable_activations(const Graph& g,
+                                           const std::vector<std::optional<Workload>>& workloads,
+                                           int64_t block) {
+    std::vector<int64_t> blocks(g.values.size(), 0);
+    if (!block) return blocks;
+    const std::set<ValueId> graph_outputs(g.outputs.begin(), g.outputs.end());
+    auto blockable = [&](size_t node) {
+        return node < workloads.size() && workloads[node] && workloads[node]->def().blockable();
+    };
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+        if (!blockable(i)) continue;
+        const ValueId v = g.nodes[i].outputs.at(0);
+        const std::vector<int64_t>& shape = g.value(v).shape;
+        if (graph_outputs.count(v) || shape.size() != 4 || shape[1] % block != 0) continue;
+        const std::vector<NodeId> readers = g.consumers(v);
+        bool all = !readers.empty();
+        for (NodeId r : readers) {
+            const Node& n = g.nodes[r];
+            const bool as_data = n.inputs.at(kFusedData) == v;
+            const bool as_residual = blockable(size_t(r)) && workloads[r]->epilogue.residual &&
+                                     n.inputs.at(kFusedResidual) == v;
+            // Read as nothing else (a weight or a bias is never an activation here, but say so).
+            bool other = false;
+            for (size_t k = 0; k < n.inputs.size(); ++k)
+                if (n.inputs[k] == v && k != size_t(kFusedData) &&
+                    !(as_residual && k == size_t(kFusedResidual)))
+                    other = true;
+            if (!blockable(size_t(r)) || other || !(as_data || as_residual)) {
+                all = false;
+                break;
+            }
+        }
+        if (all) blocks[v] = block;
+    }
+    return blocks;
+}
+
+Workload with_layouts(const Node& n, Workload w, const std::vector<int64_t>& block) {
+    w.layout.input = block.at(n.inputs.at(kFusedData));
+    w.layout.residual = w.epilogue.residual ? block.at(n.inputs.at(kFusedResidual)) : 0;
+    w.layout.output = block.at(n.outputs.at(0));
+    return w;
+}
+
 LayoutPlan plan_layouts(const Graph& g, const std::vector<std::optional<KernelChoice>>& kernels,
                         const Target& target, bool block) {
     LayoutPlan plan;
@@ -69,10 +113,7 @@ LayoutPlan plan_layouts(const Graph& g, const std::vector<std::optional<KernelCh
     for (size_t i = 0; i < g.nodes.size() && i < kernels.size(); ++i) {
         if (!kernels[i]) continue;
         const Node& n = g.nodes[i];
-        Workload w = kernels[i]->workload;
-        w.layout.input = plan.block[n.inputs.at(kFusedData)];
-        if (w.epilogue.residual) w.layout.residual = plan.block[n.inputs.at(kFusedResidual)];
-        w.layout.output = plan.block[n.outputs.at(0)];
+        Workload w = with_layouts(n, kernels[i]->workload, plan.block);
         if (!w.layout.plain() && !accepts(w, kernels[i]->config, target))
             throw Error("layout", "kernel " + n.label() +
                                       " cannot take the layouts planned for it (" + w.key() +

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,11 +28,30 @@
 
 namespace kiln::graph {
 
+// Per ValueId, the block an activation takes when every kernel around it computes blocked
+// (0: NCHW): it is a kernel's output, not a graph output, its channels are whole blocks, its
+// producer's op is blockable and every reader is a kernel of a blockable op reading it as data
+// or residual. `workloads` is
+// indexed by NodeId, set for the kernel nodes (plain). This is the layout `kiln tune` tunes
+// each kernel in, so that the tuned kernel is the one that runs; plan_layouts() then keeps it
+// where the chosen configs can compute it. `block` 0: every activation NCHW.
+std::vector<int64_t> blockable_activations(const Graph& g,
+                                           const std::vector<std::optional<Workload>>& workloads,
+                                           int64_t block);
+
+// Kernel node n's workload (plain) with the layouts `block` (per ValueId) gives its data input,
+// residual and output.
+Workload with_layouts(const Node& n, Workload w, const std::vector<int64_t>& block);
+
 // One kernel node's choice: its (plain) workload and the config it will be compiled with.
 struct KernelChoice {
     Workload workload;
     Config config;
     bool tuned = false;  // a database record gave the config (else the space's default)
+    // The database's best config for each layout of the workload already looked up, by key:
+    // the plain one and the blockable one. A kernel compiled in one of those layouts takes
+    // that record.
+    std::map<std::string, Config> records;
 };
 
 struct LayoutPlan {

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "graph/fused.h"
+#include "graph/layout_plan.h"
 #include "graph/op.h"
 #include "graph/rewrite.h"
 #include "graph/window.h"
@@ -110,17 +111,23 @@ std::optional<Workload> kernel_workload(const Graph& g, const Node& n, std::stri
     return std::nullopt;
 }
 
-TaskList extract_tasks(const Graph& g) {
+TaskList extract_tasks(const Graph& g, int64_t block) {
     TaskList list;
+    std::vector<std::optional<Workload>> workloads(g.nodes.size());
+    std::vector<std::string> refused(g.nodes.size());
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+        if (is_fused_kernel(g.nodes[i])) workloads[i] = kernel_workload(g, g.nodes[i], refused[i]);
+    const std::vector<int64_t> blocks = blockable_activations(g, workloads, block);
+
     std::map<std::string, size_t> by_key;
-    for (const Node& n : g.nodes) {
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+        const Node& n = g.nodes[i];
         if (is_fused_kernel(n)) {
-            std::string why;
-            std::optional<Workload> wl = kernel_workload(g, n, why);
-            if (!wl) {
-                list.fallbacks.push_back({n.label(), why});
+            if (!workloads[i]) {
+                list.fallbacks.push_back({n.label(), refused[i]});
                 continue;
             }
+            const std::optional<Workload> wl = with_layouts(n, *workloads[i], blocks);
             const std::string key = wl->key();
             auto [it, added] = by_key.emplace(key, list.tasks.size());
             if (added) {

@@ -46,7 +46,11 @@ struct TaskList {
 
 // Reads the kernel nodes of a graph after fuse_epilogues(). Does not throw for nodes kiln
 // cannot express (they are fallbacks); throws kiln::Error naming the node for a malformed one.
-TaskList extract_tasks(const Graph& g);
+// `block` > 0 (the target's f32 vector width): each workload carries the channel-blocked layouts
+// the compiler plans for it where every kernel around an activation can block it
+// (blockable_activations() in graph/layout_plan.h), so the tuned kernel is the one that runs;
+// 0: every workload NCHW, as `kiln compile --nchw` compiles them.
+TaskList extract_tasks(const Graph& g, int64_t block = 0);
 
 // The Workload of one kiln.Conv or kiln.Dense node, or std::nullopt with `why` set to the
 // reason kiln's ops cannot express it.

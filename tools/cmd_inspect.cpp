@@ -21,6 +21,7 @@
 #include "graph/onnx_import.h"
 #include "graph/passes.h"
 #include "graph/tasks.h"
+#include "targets/target.h"
 #include "tools/commands.h"
 #include "tools/compile.h"
 #include "tools/table.h"
@@ -70,7 +71,8 @@ void print_kernels(graph::Graph& g) {
         std::printf("  %s\n", text.substr(start, end - start).c_str());
         start = end + 1;
     }
-    const graph::TaskList list = graph::extract_tasks(g);
+    // The keys `kiln tune` tunes for the host: channel-blocked where kiln compile plans it.
+    const graph::TaskList list = graph::extract_tasks(g, host_target().f32_lanes());
     int kernels = 0;
     for (const auto& t : list.tasks)
         kernels += t.count;

@@ -49,6 +49,7 @@ struct TuneCommandOptions {
     int trials = 0;
     MeasurementOptions measure;
     bool no_cost_model = false;
+    bool nchw = false;
     SchedulerOptions schedule;
     TuneOptions tune;
 };
@@ -169,7 +170,8 @@ void run_tune(TuneCommandOptions& o) {
 
     graph::Graph g = import_for_command(o.model, o.batch_dim);
     graph::optimize(g);
-    const graph::TaskList list = graph::extract_tasks(g);
+    // The kernels as kiln compile will compile them: channel-blocked where it plans to.
+    const graph::TaskList list = graph::extract_tasks(g, o.nchw ? 0 : t.f32_lanes());
     if (list.tasks.empty())
         throw Error("tune", "'" + o.model + "' has no kernel that kiln tunes (conv, dense)");
     const std::string name = name_from_path(o.model);
@@ -329,6 +331,9 @@ void add_tune(CLI::App& app) {
     cmd->add_option("--batch", o->tune.batch_size, "Candidates measured per scheduling step")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    cmd->add_flag("--nchw", o->nchw,
+                  "Tune every kernel in NCHW, as kiln compile --nchw compiles them (default: in "
+                  "the channel-blocked layouts kiln compile plans between convolutions)");
     cmd->add_option("--schedule", o->schedule.policy,
                     "How trials are shared among tasks: gradient (where they buy the most "
                     "model time) or round-robin")

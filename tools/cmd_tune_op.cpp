@@ -31,6 +31,7 @@ struct TuneOpOptions {
     std::string op;
     std::string shape;
     std::string epilogue;
+    std::string layout;
     std::string target = "host";
     std::string db;
     std::string time;  // "90", "30s", "10m", "2h"
@@ -79,6 +80,10 @@ void run_tune_op(TuneOpOptions& o) {
     const OpDef& def = find_op(o.op);
     Workload w = Workload::from_shape(o.op, o.shape.empty() ? def.example() : o.shape, DType::f32,
                                       Epilogue::parse(o.epilogue));
+    if (!o.layout.empty()) {
+        w.layout = Blocking::parse(o.layout);
+        w.validate();
+    }
     Target t = parse_target(o.target);
     if (!t.is_host)
         throw Error("target", "'" + o.target + "' does not run on this machine (" +
@@ -145,6 +150,9 @@ void add_tune_op(CLI::App& app) {
     cmd->add_option("--shape", o->shape,
                     "Parameters as name=value, comma-separated (default: the op's example)");
     cmd->add_option("--epilogue", o->epilogue, "Fused epilogue, e.g. bias+relu");
+    cmd->add_option("--layout", o->layout,
+                    "Channel-blocked activations, as in a workload key's layout segment: i8 "
+                    "(input), r8 (residual), o8 (output), e.g. i16o16 (default: NCHW)");
     cmd->add_option("--target", o->target, "Target; must run on this machine")
         ->capture_default_str();
     cmd->add_option("--db", o->db,

@@ -343,30 +343,35 @@ int main(int argc, char** argv) {
 
 // A database at `path` that gives every kernel of `g` a direct config, as if tuning had chosen
 // them.
-std::unique_ptr<Database> direct_configs(const Graph& g, const Target& t, const std::string& path) {
-    auto db = Database::open(path);
+// One record per kernel task of `g` in the layouts extract_tasks(g, block) gives them, with
+// `algorithm` and the space's defaults for the rest, timed `ms`.
+void add_configs(Database& db, const Graph& g, const Target& t, int64_t block,
+                 const std::string& algorithm, double ms = 1.0) {
     std::vector<Record> records;
-    for (const Node& n : g.nodes) {
-        std::string why;
-        std::optional<Workload> w = kernel_workload(g, n, why);
-        if (!w) continue;
+    for (const KernelTask& task : extract_tasks(g, block).tasks) {
+        const Workload& w = task.workload;
         Record r;
-        r.workload = *w;
+        r.workload = w;
         r.target_name = t.name;
         r.target_halide = t.halide;
         r.fingerprint = t.fingerprint;
-        Config direct;
-        direct.set("algorithm", std::string("direct"));
-        r.config = find_space(w->op).space(*w, t).with_defaults(direct);
-        r.space_version = find_space(w->op).space(*w, t).version;
-        r.median_ms = r.min_ms = 1.0;
+        Config c;
+        c.set("algorithm", algorithm);
+        r.config = find_space(w.op).space(w, t).with_defaults(c);
+        r.space_version = find_space(w.op).space(w, t).version;
+        r.median_ms = r.min_ms = ms;
         r.repeats = 1;
         r.kiln_version = "test";
         r.time = utc_now();
         records.push_back(r);
     }
     EXPECT_EQ(records.size(), 4u);
-    db->add(records);
+    db.add(records);
+}
+
+std::unique_ptr<Database> direct_configs(const Graph& g, const Target& t, const std::string& path) {
+    auto db = Database::open(path);
+    add_configs(*db, g, t, 0, "direct");
     return db;
 }
 
@@ -457,6 +462,47 @@ TEST(Compile, ABlockedResidualFeedsAnNchwOutput) {
     EXPECT_EQ(layouts["'d'"], "i" + b);
 }
 
+TEST(Compile, AKernelTakesTheRecordOfItsPlannedLayout) {
+    // NCHW records say im2col, which computes NCHW only; the records of the layouts kiln tune
+    // tunes (extract_tasks with the vector width) say direct. The planned layouts win where
+    // they hold; d, NCHW on both sides, takes its NCHW record.
+    if (shell("cc --version").code != 0) GTEST_SKIP() << "no C compiler";
+    ModelDir dir;
+    Graph g = import_onnx(dir.write(four_convs("c"), "planned.onnx"));
+    optimize(g);
+    const Target t = host_target();
+    const std::string b = std::to_string(t.f32_lanes());
+    auto db = Database::open(dir.path() + "/planned.db");
+    add_configs(*db, g, t, 0, "im2col");
+    CompileOptions o;
+    o.name = "planned";
+    o.out_dir = dir.path() + "/nchw_records";
+    o.target = t;
+    o.db = db.get();
+    CompileReport only_nchw = compile_model(g, o);
+    EXPECT_EQ(only_nchw.blocked_activations, 0);
+    for (const CompiledNode& n : only_nchw.nodes)
+        if (!n.workload.empty()) EXPECT_NE(n.config.find("im2col"), std::string::npos) << n.config;
+
+    add_configs(*db, g, t, t.f32_lanes(), "direct");
+    o.out_dir = dir.path() + "/planned";
+    CompileReport r = compile_model(g, o);
+    EXPECT_EQ(r.blocked_activations, 2);
+    EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();
+    std::map<std::string, std::string> layouts = kernel_layouts(r);
+    EXPECT_EQ(layouts["'a'"], "o" + b);
+    EXPECT_EQ(layouts["'b'"], "i" + b + "r" + b + "o" + b);
+    EXPECT_EQ(layouts["'c'"], "i" + b);
+    EXPECT_EQ(layouts["'d'"], "");
+    for (const CompiledNode& n : r.nodes) {
+        if (n.workload.empty()) continue;
+        EXPECT_EQ(n.kind, "tuned") << n.node;
+        const bool planned_nchw = n.workload.find("/layout:") == std::string::npos;
+        EXPECT_NE(n.config.find(planned_nchw ? "im2col" : "direct"), std::string::npos)
+            << n.node << " " << n.config;
+    }
+}
+
 TEST(Compile, ABadNameAndAMissingCompilerAreErrors) {
     Graph g = import_onnx(ModelDir().write(small_cnn()));
     CompileOptions o;
@@ -499,6 +545,26 @@ size_t line_count(const std::string& path) {
     for (std::string line; std::getline(in, line);)
         n += !line.empty();
     return n;
+}
+
+TEST(Tune, TunesEachKernelInItsPlannedLayout) {
+    // four_convs' first kernel writes a channel-blocked output when compiled: it is tuned so;
+    // with --nchw, as NCHW.
+    ModelDir dir;
+    const std::string model = dir.write(four_convs("c"), "four.onnx");
+    const std::string b = std::to_string(host_target().f32_lanes());
+    for (bool nchw : {false, true}) {
+        const std::string db = dir.path() + (nchw ? "/nchw.db" : "/blocked.db");
+        Shell r =
+            shell(tune_command(model, db, std::string("--trials 2") + (nchw ? " --nchw" : "")));
+        ASSERT_EQ(r.code, 0) << r.out;
+        EXPECT_NE(r.out.find("4 tasks (4 kernels"), std::string::npos) << r.out;
+        std::set<std::string> keys;
+        for (const Record& rec : Database::open(db)->records({}))
+            keys.insert(rec.workload.key());
+        const std::string a = "conv2d/n1c16h10w10/k16r3s3/st1p1d1g1/f32/bias+relu";
+        EXPECT_EQ(keys, std::set<std::string>{nchw ? a : a + "/layout:o" + b}) << r.out;
+    }
 }
 
 TEST(Tune, TunesEveryKernelAndContinuesTheCurve) {

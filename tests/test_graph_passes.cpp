@@ -560,6 +560,40 @@ TEST_F(GraphPasses, TwoIdenticalConvBlocksAreOneTaskOfCountTwo) {
     EXPECT_TRUE(list.other_ops.empty());
 }
 
+TEST_F(GraphPasses, TasksCarryTheLayoutsCompilePlans) {
+    // conv_a's output feeds only conv_b, as data and as residual: blocked on both sides.
+    // conv_b's output is read by conv_c and by a pooling, conv_c's is the graph's: NCHW.
+    onnx::ModelProto m = new_model();
+    add_input(m, "x", {1, 16, 8, 8});
+    add_conv(m, "conv_a", "x", "ca", 16, 16, true, 180);
+    add_node(m, "Relu", {"ca"}, {"ra"}, "relu_a");
+    add_conv(m, "conv_b", "ra", "cb", 16, 16, true, 182);
+    add_node(m, "Add", {"cb", "ra"}, {"sb"}, "add_b");
+    add_node(m, "Relu", {"sb"}, {"rb"}, "relu_b");
+    add_conv(m, "conv_c", "rb", "y", 16, 16, false, 184);
+    add_node(m, "GlobalAveragePool", {"rb"}, {"pool"}, "pool");
+    add_output(m, "y", {1, 16, 8, 8});
+    add_output(m, "pool", {1, 16, 1, 1});
+    Graph g = import(m);
+    optimize(g);
+    auto keys = [&](int64_t block) {
+        std::vector<std::string> k;
+        for (const KernelTask& t : extract_tasks(g, block).tasks) {
+            EXPECT_EQ(t.key, t.workload.key());
+            k.push_back(t.key);
+        }
+        return k;
+    };
+    const std::string a = "conv2d/n1c16h8w8/k16r3s3/st1p1d1g1/f32/bias+relu";
+    const std::string b = "conv2d/n1c16h8w8/k16r3s3/st1p1d1g1/f32/bias+add+relu";
+    const std::string c = "conv2d/n1c16h8w8/k16r3s3/st1p1d1g1/f32";
+    EXPECT_EQ(keys(8), (std::vector<std::string>{a + "/layout:o8", b + "/layout:i8r8", c}));
+    EXPECT_EQ(keys(16), (std::vector<std::string>{a + "/layout:o16", b + "/layout:i16r16", c}));
+    // No blocking asked for, or channels that are not whole blocks: every kernel NCHW.
+    EXPECT_EQ(keys(0), (std::vector<std::string>{a, b, c}));
+    EXPECT_EQ(keys(32), (std::vector<std::string>{a, b, c}));
+}
+
 TEST_F(GraphPasses, DepthwiseAsymmetricPadsAndFallbacks) {
     onnx::ModelProto m = new_model();
     add_input(m, "x", {1, 4, 8, 8});

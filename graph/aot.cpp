@@ -214,7 +214,7 @@ class Compiler {
     BufferArg value_arg(ValueId v, const std::vector<int>& extents) const;
     BufferArg constant_arg(const Tensor& t, const std::vector<int>& extents);
     // The database's best config for `w` on the target, if it has one.
-    std::optional<Config> best_config(const Workload& w) const;
+    std::optional<std::pair<Config, double>> best_config(const Workload& w) const;
     // The config to plan with: the database's best for `blockable` (w in the layout
     // blockable_activations() gives it, the one `kiln tune` tunes), else for w itself, else
     // the space's default with a warning naming the kernel.
@@ -286,20 +286,25 @@ std::vector<ValueId> kernel_operands(const Node& n, const Workload& w) {
     return ops;
 }
 
-std::optional<Config> Compiler::best_config(const Workload& w) const {
+std::optional<std::pair<Config, double>> Compiler::best_config(const Workload& w) const {
     if (!o_.db) return std::nullopt;
     auto best = o_.db->best(w.key(), o_.target.halide, o_.target.fingerprint.id());
     if (!best) return std::nullopt;
-    return best->config;
+    return std::make_pair(best->config, best->median_ms);
 }
 
 KernelChoice Compiler::choose_config(const Node& n, const Workload& w, const Workload& blockable) {
-    KernelChoice choice{w, {}, false, {}};
+    KernelChoice choice{w, {}, false, 0, {}};
+    // The faster of the two records: a blockable record not yet tuned as far as the NCHW one
+    // is does not replace it (the planner then leaves the edges NCHW if it must).
     for (const Workload* each : {&blockable, &w}) {
         if (choice.records.count(each->key())) continue;
-        if (std::optional<Config> best = best_config(*each)) {
+        if (auto best = best_config(*each)) {
             choice.records.emplace(each->key(), *best);
-            if (!choice.tuned) choice.config = *best;
+            if (!choice.tuned || best->second < choice.ms) {
+                choice.config = best->first;
+                choice.ms = best->second;
+            }
             choice.tuned = true;
         }
     }
@@ -314,15 +319,16 @@ KernelChoice Compiler::choose_config(const Node& n, const Workload& w, const Wor
 
 void Compiler::compile_kernel_node(const Node& n, const Workload& w, const KernelChoice& choice) {
     auto start = Clock::now();
-    // A kernel takes its own layout's record when it has one, else the config it was planned
-    // with (which plan_layouts() checked it can take).
+    // A kernel takes its own layout's record when it has one no slower than the one it was
+    // planned with, else the config it was planned with (which plan_layouts() checked it can
+    // take).
     Config config = choice.config;
     bool tuned = choice.tuned;
     if (auto it = choice.records.find(w.key()); it != choice.records.end()) {
-        config = it->second;
+        if (it->second.second <= choice.ms) config = it->second.first;
     } else if (!w.layout.plain()) {
-        if (std::optional<Config> best = best_config(w)) {
-            config = *best;
+        if (auto best = best_config(w); best && (!tuned || best->second <= choice.ms)) {
+            config = best->first;
             tuned = true;
         }
     }

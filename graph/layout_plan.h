@@ -1,16 +1,17 @@
 // kiln/graph/layout_plan.h — which activations stay channel-blocked between kernels.
 //
-// Channel-blocked kernels (conv2d's direct algorithm) compute in NCHW[b]c, b the target's vector
-// width: a register tile holds vectors of b output channels, and each tap broadcasts one input
-// value per pixel. Between two such kernels an NCHW activation costs a transposition on each
-// side (the producer's tile stored as rows of pixels, the consumer's reads strided by a plane);
-// kept blocked, the producer stores its vectors as they are and the consumer reads contiguous
-// blocks. plan_layouts() decides, per activation, with the config each kernel will be compiled
-// with: a kernel's output stays blocked when its config can write it blocked and every reader is
-// a kernel whose config can read it blocked (as its data input or as its residual). Everything
-// else stays NCHW: graph inputs and outputs, what other ops read, and the boundaries of
-// algorithms that compute in NCHW (im2col, gemm, Winograd, direct_x), which transform at their
-// own edges as they always do. So the layout changes only where a kernel needs it to.
+// Channel-blocked kernels (conv2d's direct and Winograd algorithms) compute in NCHW[b]c, b the
+// target's vector width: their register tiles hold vectors of b output channels, and they read
+// vectors of input channels. Between two such kernels an NCHW activation costs a transposition
+// on each side; kept blocked, the producer stores its vectors as they are and the consumer reads
+// contiguous blocks. Two steps:
+//   - blockable_activations(), from the graph alone: where every kernel around an activation is
+//     a blockable op. `kiln tune` tunes each kernel in these layouts (graph/tasks.h).
+//   - plan_layouts(), with the config each kernel will be compiled with: of those, the outputs
+//     whose producer's config can write them blocked and whose readers' configs can read them
+//     blocked. The rest stays NCHW: graph inputs and outputs, what other ops read, and the
+//     boundaries of algorithms that compute in NCHW (im2col, gemm, direct_x), which transform
+//     at their own edges. So the layout changes only where a kernel needs it to.
 //
 // No Halide here.
 #pragma once
@@ -48,10 +49,10 @@ struct KernelChoice {
     Workload workload;
     Config config;
     bool tuned = false;  // a database record gave the config (else the space's default)
-    // The database's best config for each layout of the workload already looked up, by key:
-    // the plain one and the blockable one. A kernel compiled in one of those layouts takes
-    // that record.
-    std::map<std::string, Config> records;
+    double ms = 0;       // the record's median time (tuned only)
+    // The database's best record for each layout of the workload already looked up, by key:
+    // the plain one and the blockable one (config, median ms).
+    std::map<std::string, std::pair<Config, double>> records;
 };
 
 struct LayoutPlan {

@@ -144,7 +144,7 @@ TEST(Cli, BenchOpTimesABlockedLayout) {
     ASSERT_EQ(r.code, 0) << r.out << r.err;
     EXPECT_NE(r.out.find("conv2d/n1c8h10w10/k16r3s3/st1p1d1g1/f32/layout:i8o8"), std::string::npos)
         << r.out;
-    EXPECT_NE(r.out.find("\"algorithm\":\"direct\""), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\"algorithm\":\"winograd2\""), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("verify    ok"), std::string::npos) << r.out;
     expect_bad_input({"bench-op", "conv2d", "--shape", kTinyConv, "--layout", "i16"},
                      "not divisible by their block 16");
@@ -277,6 +277,20 @@ TEST(Cli, TuneOpRecordsAndBenchOpUsesTheBest) {
     EXPECT_NE(b.out.find("measured on this machine"), std::string::npos) << b.out;
     Result d = run_kiln({"bench-op", "dense", "--shape", shape, "--no-db", "--min-time", "0.05"});
     EXPECT_NE(d.out.find("config    default:"), std::string::npos) << d.out;
+
+    // A blocked layout is its own workload: its own key, records and best.
+    Result blocked = run_kiln({"tune-op", "conv2d", "--shape", kTinyConv, "--layout", "i8o8",
+                               "--db", db, "--trials", "2", "--batch", "2", "--min-time", "0.01",
+                               "--quiet-wait", "0", "--confirm", "0"});
+    ASSERT_EQ(blocked.code, 0) << blocked.out << blocked.err;
+    EXPECT_NE(blocked.err.find("conv2d/n1c8h10w10/k16r3s3/st1p1d1g1/f32/layout:i8o8"),
+              std::string::npos)
+        << blocked.err;
+    Result best =
+        run_kiln({"db", "best", "conv2d/n1c8h10w10/k16r3s3/st1p1d1g1/f32/layout:i8o8", "--db", db});
+    EXPECT_EQ(best.code, 0) << best.out << best.err;
+    expect_bad_input({"tune-op", "conv2d", "--shape", kTinyConv, "--layout", "i16", "--db", db},
+                     "not divisible by their block 16");
 
     expect_bad_input({"tune-op", "dense", "--shape", shape, "--db", db, "--time", "ten"}, "time");
     expect_bad_input({"tune-op", "dense", "--shape", shape, "--db", db, "--target", "arm-64-linux"},

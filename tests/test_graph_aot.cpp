@@ -464,8 +464,8 @@ TEST(Compile, ABlockedResidualFeedsAnNchwOutput) {
 
 TEST(Compile, AKernelTakesTheRecordOfItsPlannedLayout) {
     // NCHW records say im2col, which computes NCHW only; the records of the layouts kiln tune
-    // tunes (extract_tasks with the vector width) say direct. The planned layouts win where
-    // they hold; d, NCHW on both sides, takes its NCHW record.
+    // tunes (extract_tasks with the vector width) say direct, and are faster: the planned
+    // layouts hold.
     if (shell("cc --version").code != 0) GTEST_SKIP() << "no C compiler";
     ModelDir dir;
     Graph g = import_onnx(dir.write(four_convs("c"), "planned.onnx"));
@@ -484,7 +484,7 @@ TEST(Compile, AKernelTakesTheRecordOfItsPlannedLayout) {
     for (const CompiledNode& n : only_nchw.nodes)
         if (!n.workload.empty()) EXPECT_NE(n.config.find("im2col"), std::string::npos) << n.config;
 
-    add_configs(*db, g, t, t.f32_lanes(), "direct");
+    add_configs(*db, g, t, t.f32_lanes(), "direct", 0.5);
     o.out_dir = dir.path() + "/planned";
     CompileReport r = compile_model(g, o);
     EXPECT_EQ(r.blocked_activations, 2);
@@ -494,13 +494,23 @@ TEST(Compile, AKernelTakesTheRecordOfItsPlannedLayout) {
     EXPECT_EQ(layouts["'b'"], "i" + b + "r" + b + "o" + b);
     EXPECT_EQ(layouts["'c'"], "i" + b);
     EXPECT_EQ(layouts["'d'"], "");
+    // d's blockable key is its NCHW key, whose best record is now the faster direct one.
     for (const CompiledNode& n : r.nodes) {
         if (n.workload.empty()) continue;
         EXPECT_EQ(n.kind, "tuned") << n.node;
-        const bool planned_nchw = n.workload.find("/layout:") == std::string::npos;
-        EXPECT_NE(n.config.find(planned_nchw ? "im2col" : "direct"), std::string::npos)
-            << n.node << " " << n.config;
+        EXPECT_NE(n.config.find("direct"), std::string::npos) << n.node << " " << n.config;
     }
+
+    // Blocked records slower than the NCHW ones (tuned less far, say) do not replace them.
+    auto slower = Database::open(dir.path() + "/slower.db");
+    add_configs(*slower, g, t, 0, "im2col");
+    add_configs(*slower, g, t, t.f32_lanes(), "direct", 2.0);
+    o.db = slower.get();
+    o.out_dir = dir.path() + "/slower";
+    CompileReport s = compile_model(g, o);
+    EXPECT_EQ(s.blocked_activations, 0);
+    for (const CompiledNode& n : s.nodes)
+        if (!n.workload.empty()) EXPECT_NE(n.config.find("im2col"), std::string::npos) << n.config;
 }
 
 TEST(Compile, ABadNameAndAMissingCompilerAreErrors) {

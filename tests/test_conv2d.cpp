@@ -242,33 +242,46 @@ TEST(Conv2d, InvalidConfigIsRejectedWithReason) {
     }
 }
 
+namespace {
+
+// One of `values`, drawn by `rng`.
+int64_t pick(std::mt19937_64& rng, std::initializer_list<int64_t> values) {
+    return *(values.begin() + std::uniform_int_distribution<size_t>(0, values.size() - 1)(rng));
+}
+
+// conv2d of `shape` (a residual on even seeds) with one combination of blocked tensors per
+// seed: input, output and residual blocked by b or not, never all NCHW.
+Workload blocked_conv(const std::string& shape, uint64_t seed, int64_t b) {
+    const bool residual = seed % 2 == 0;
+    Workload w = Workload::from_shape("conv2d", shape, DType::f32,
+                                      Epilogue::parse(residual ? "bias+add+relu" : "bias"));
+    const int mask = int(seed % 7) + 1;
+    w.layout.input = mask & 1 ? b : 0;
+    w.layout.output = mask & 2 ? b : 0;
+    w.layout.residual = residual && (mask & 4) ? b : 0;
+    if (w.layout.plain()) w.layout.input = b;
+    w.validate();
+    return w;
+}
+
+}  // namespace
+
 TEST(Conv2d, BlockedLayoutsMatchReference) {
-    // Channel-blocked activations (NCHW[b]c) in and out of the direct algorithm, alone and
-    // together, with random direct configs; the reference reads and writes the same layouts.
+    // Channel-blocked activations (NCHW[b]c) in and out of the direct and Winograd algorithms,
+    // alone and together, with random configs; the reference reads and writes the same layouts.
     Target t = host_target();
     const int64_t b = t.f32_lanes();
     auto str = [](int64_t v) { return std::to_string(v); };
     for (uint64_t seed = 2000; seed < 2024; ++seed) {
         std::mt19937_64 rng(seed);
-        auto pick = [&](std::initializer_list<int64_t> v) {
-            return *(v.begin() + std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng));
-        };
-        const int64_t groups = pick({1, 1, 1, 2});
-        std::string shape = "n=" + str(pick({1, 2})) + ",c=" + str(groups * b * pick({1, 2})) +
-                            ",h=" + str(pick({5, 9, 14})) + ",w=" + str(pick({6, 11, 16})) +
-                            ",k=" + str(groups * b * pick({1, 2, 3})) + ",r=" + str(pick({1, 3})) +
-                            ",s=" + str(pick({1, 3})) + ",stride=" + str(pick({1, 2})) +
-                            ",pad=" + str(pick({0, 1})) + ",groups=" + str(groups);
-        const bool residual = seed % 2 == 0;
-        Workload w = Workload::from_shape("conv2d", shape, DType::f32,
-                                          Epilogue::parse(residual ? "bias+add+relu" : "bias"));
-        // Every combination of blocked tensors, one per seed.
-        const int mask = int(seed % 7) + 1;
-        w.layout.input = mask & 1 ? b : 0;
-        w.layout.output = mask & 2 ? b : 0;
-        w.layout.residual = residual && (mask & 4) ? b : 0;
-        if (w.layout.plain()) w.layout.input = b;
-        w.validate();
+        const int64_t groups = pick(rng, {1, 1, 1, 2});
+        std::string shape =
+            "n=" + str(pick(rng, {1, 2})) + ",c=" + str(groups * b * pick(rng, {1, 2})) +
+            ",h=" + str(pick(rng, {5, 9, 14})) + ",w=" + str(pick(rng, {6, 11, 16})) +
+            ",k=" + str(groups * b * pick(rng, {1, 2, 3})) + ",r=" + str(pick(rng, {1, 3})) +
+            ",s=" + str(pick(rng, {1, 3})) + ",stride=" + str(pick(rng, {1, 2})) +
+            ",pad=" + str(pick(rng, {0, 1})) + ",groups=" + str(groups);
+        Workload w = blocked_conv(shape, seed, b);
         EXPECT_EQ(Workload::parse_key(w.key()), w) << w.key();
         ScheduleSpace sp = find_space("conv2d").space(w, t);
         expect_correct(w, sp.default_config, seed);
@@ -294,21 +307,12 @@ TEST(Conv2d, BlockedWinogradMatchesReference) {
     auto str = [](int64_t v) { return std::to_string(v); };
     for (uint64_t seed = 3000; seed < 3014; ++seed) {
         std::mt19937_64 rng(seed);
-        auto pick = [&](std::initializer_list<int64_t> v) {
-            return *(v.begin() + std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng));
-        };
         const int64_t b = seed % 3 == 0 ? lanes / 2 : lanes;
-        std::string shape = "n=" + str(pick({1, 2})) + ",c=" + str(b * pick({1, 2, 3})) +
-                            ",h=" + str(pick({6, 7, 9})) + ",w=" + str(pick({5, 8, 11})) +
-                            ",k=" + str(b * pick({1, 2, 3})) + ",r=3,s=3,pad=" + str(pick({0, 1}));
-        const bool residual = seed % 2 == 0;
-        Workload w = Workload::from_shape("conv2d", shape, DType::f32,
-                                          Epilogue::parse(residual ? "bias+add+relu" : "bias"));
-        const int mask = int(seed % 7) + 1;
-        w.layout.input = mask & 1 ? b : 0;
-        w.layout.output = mask & 2 ? b : 0;
-        w.layout.residual = residual && (mask & 4) ? b : 0;
-        w.validate();
+        std::string shape = "n=" + str(pick(rng, {1, 2})) + ",c=" + str(b * pick(rng, {1, 2, 3})) +
+                            ",h=" + str(pick(rng, {6, 7, 9})) + ",w=" + str(pick(rng, {5, 8, 11})) +
+                            ",k=" + str(b * pick(rng, {1, 2, 3})) +
+                            ",r=3,s=3,pad=" + str(pick(rng, {0, 1}));
+        Workload w = blocked_conv(shape, seed, b);
         ScheduleSpace sp = find_space("conv2d").space(w, t);
         for (const char* algorithm : {"winograd2", "winograd4"}) {
             Config c = sp.sample(rng);

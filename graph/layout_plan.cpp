@@ -42,20 +42,14 @@ std::vector<int64_t> blockable_activations(const Graph& g,
         const std::vector<NodeId> readers = g.consumers(v);
         bool all = !readers.empty();
         for (NodeId r : readers) {
+            // Read by a blockable kernel, as its data input or as its residual, and as nothing
+            // else.
+            all = all && blockable(size_t(r));
             const Node& n = g.nodes[r];
-            const bool as_data = n.inputs.at(kFusedData) == v;
-            const bool as_residual = blockable(size_t(r)) && workloads[r]->epilogue.residual &&
-                                     n.inputs.at(kFusedResidual) == v;
-            // Read as nothing else (a weight or a bias is never an activation here, but say so).
-            bool other = false;
-            for (size_t k = 0; k < n.inputs.size(); ++k)
-                if (n.inputs[k] == v && k != size_t(kFusedData) &&
-                    !(as_residual && k == size_t(kFusedResidual)))
-                    other = true;
-            if (!blockable(size_t(r)) || other || !(as_data || as_residual)) {
-                all = false;
-                break;
-            }
+            for (size_t k = 0; all && k < n.inputs.size(); ++k)
+                if (n.inputs[k] == v)
+                    all =
+                        k == kFusedData || (k == kFusedResidual && workloads[r]->epilogue.residual);
         }
         if (all) blocks[v] = block;
     }

@@ -127,14 +127,14 @@ TaskList extract_tasks(const Graph& g, int64_t block) {
                 list.fallbacks.push_back({n.label(), refused[i]});
                 continue;
             }
-            const std::optional<Workload> wl = with_layouts(n, *workloads[i], blocks);
-            const std::string key = wl->key();
+            const Workload wl = with_layouts(n, *workloads[i], blocks);
+            const std::string key = wl.key();
             auto [it, added] = by_key.emplace(key, list.tasks.size());
             if (added) {
                 KernelTask t;
-                t.workload = *wl;
+                t.workload = wl;
                 t.key = key;
-                t.flops = wl->flops();
+                t.flops = wl.flops();
                 list.tasks.push_back(std::move(t));
             }
             KernelTask& t = list.tasks[it->second];

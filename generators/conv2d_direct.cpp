@@ -21,13 +21,6 @@ Conv2dFuncs params(const Blocking& layout = {}) {
     return f;
 }
 
-// Element (x, y, c, n) of an activation, NCHW or blocked by `block` (Halide order: the block's
-// channel innermost, then x, y, the block index, n).
-Expr activation(Func t, int block, Expr x, Expr y, Expr c, Expr n) {
-    if (!block) return t(x, y, c, n);
-    return t(c % block, x, y, c / block, n);
-}
-
 // Packed weights (kk, q..., kb): output channel kb * block_k + kk, zero past k, so that every
 // block is full and the micro-kernel needs no tail.
 Func pack_weights(const ConvShape& s, ImageParam weight, int block_k, bool flatten_taps) {
@@ -71,10 +64,10 @@ Conv2dFuncs define_direct_conv2d(const Workload& w, int block_k, int block_c,
         if (bi) bounds = {{0, bi}, {0, int(s.w)}, {0, int(s.h)}, {0, int(s.c) / bi}, {0, int(s.n)}};
         Func bounded = BoundaryConditions::constant_exterior(f.input, 0.0f, bounds);
         f.padded(ci, x, y, cb, n) =
-            activation(bounded, bi, x - int(s.pad_l), y - int(s.pad_t), c, n);
+            activation_at(bounded, bi, x - int(s.pad_l), y - int(s.pad_t), c, n);
     } else {
         f.padded(ci, x, y, cb, n) =
-            activation(f.input, bi, x - int(s.pad_l), y - int(s.pad_t), c, n);
+            activation_at(f.input, bi, x - int(s.pad_l), y - int(s.pad_t), c, n);
     }
 
     const int cg = int(s.c_per_group()), kg = int(s.k_per_group());
@@ -92,7 +85,7 @@ Conv2dFuncs define_direct_conv2d(const Workload& w, int block_k, int block_c,
     const int bo = int(w.layout.output), br = int(w.layout.residual);
     if (!bo) {
         f.output(x, y, k, n) = apply_epilogue(w.epilogue, f.conv(k % block_k, x, y, k / block_k, n),
-                                              f.bias(k), activation(f.residual, br, x, y, k, n));
+                                              f.bias(k), activation_at(f.residual, br, x, y, k, n));
     } else {
         // Blocks of bo output channels, block_k / bo of them per accumulator block.
         if (block_k % bo != 0)
@@ -103,7 +96,7 @@ Conv2dFuncs define_direct_conv2d(const Workload& w, int block_k, int block_c,
         Var o("o"), ob("ob");
         Expr acc = f.conv(o + (ob % per) * bo, x, y, ob / per, n);
         Expr res = br == bo ? Expr(f.residual(o, x, y, ob, n))
-                            : activation(f.residual, br, x, y, ob * bo + o, n);
+                            : activation_at(f.residual, br, x, y, ob * bo + o, n);
         f.output(o, x, y, ob, n) = apply_epilogue(w.epilogue, acc, f.bias(ob * bo + o), res);
     }
     return f;

@@ -215,9 +215,8 @@ WinogradFuncs winograd_conv2d_funcs(const Workload& w, const WinogradLayout& lay
     if (!bo) {
         Expr value = f.y_tile(k % kb, k / kb, x % m, y % m, tile, n);
         Expr bias_value = w.epilogue.bias ? f.bias(k) : Expr();
-        Expr residual_value;
-        if (w.epilogue.residual)
-            residual_value = br ? f.residual(k % br, x, y, k / br, n) : f.residual(x, y, k, n);
+        Expr residual_value =
+            w.epilogue.residual ? activation_at(f.residual, br, x, y, k, n) : Expr();
         f.output(x, y, k, n) = apply_epilogue(w.epilogue, value, bias_value, residual_value);
     } else {
         // Output channel k * bo + o: block k of the output lies in U's block k / per, at lane
@@ -230,26 +229,24 @@ WinogradFuncs winograd_conv2d_funcs(const Workload& w, const WinogradLayout& lay
         Expr residual_value;
         if (w.epilogue.residual)
             residual_value = br == bo ? f.residual(o, x, y, k, n)
-                             : br     ? f.residual(channel % br, x, y, channel / br, n)
-                                      : f.residual(x, y, channel, n);
+                                      : activation_at(f.residual, br, x, y, channel, n);
         f.output(o, x, y, k, n) = apply_epilogue(w.epilogue, value, bias_value, residual_value);
     }
 
     const int batch = static_cast<int>(s.n), oh = static_cast<int>(s.oh),
               ow = static_cast<int>(s.ow);
     // An activation's dense extents, NCHW or blocked (Halide order, innermost first).
-    auto activation = [](int block, int x_extent, int y_extent, int channel_count, int n_extent) {
+    auto extents = [](int block, int x_extent, int y_extent, int channel_count, int n_extent) {
         if (!block) return std::vector<int>{x_extent, y_extent, channel_count, n_extent};
         return std::vector<int>{block, x_extent, y_extent, channel_count / block, n_extent};
     };
-    set_dense_shape(f.input, activation(bi, width, height, channels, batch));
+    set_dense_shape(f.input, extents(bi, width, height, channels, batch));
     set_dense_shape(f.weight, {3, 3, channels, out_channels});
     set_dense_shape(f.packed, {kb, f.c_padded, f.k_blocks, alpha, alpha});
     if (w.epilogue.bias) set_dense_shape(f.bias, {out_channels});
-    if (w.epilogue.residual)
-        set_dense_shape(f.residual, activation(br, ow, oh, out_channels, batch));
+    if (w.epilogue.residual) set_dense_shape(f.residual, extents(br, ow, oh, out_channels, batch));
     set_dense_shape(f.pack.output_buffer(), {kb, f.c_padded, f.k_blocks, alpha, alpha});
-    set_dense_shape(f.output.output_buffer(), activation(bo, ow, oh, out_channels, batch));
+    set_dense_shape(f.output.output_buffer(), extents(bo, ow, oh, out_channels, batch));
     return f;
 }
 

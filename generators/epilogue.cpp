@@ -11,4 +11,10 @@ Halide::Expr apply_epilogue(const Epilogue& e, Halide::Expr acc, const Halide::E
     return acc;
 }
 
+Halide::Expr activation_at(Halide::Func t, int block, Halide::Expr x, Halide::Expr y,
+                           Halide::Expr c, Halide::Expr n) {
+    if (!block) return t(x, y, c, n);
+    return t(c % block, x, y, c / block, n);
+}
+
 }  // namespace kiln

@@ -262,6 +262,47 @@ TEST(Search, PerfectScorerReachesTheOptimumInFarFewerTrials) {
     }
 }
 
+TEST(Search, ScoredCandidatesNotChosenCompeteInLaterBatches) {
+    for (const std::string& name : search_names()) {
+        std::vector<std::vector<Config>> scored;  // what the scorer saw, per call
+        Scorer record = [&](const Workload&, const std::vector<Config>& configs) {
+            scored.push_back(configs);
+            return std::vector<double>(configs.size(), 0.0);
+        };
+        SearchOptions o;
+        o.seed = 5;
+        o.random_share = 0;
+        auto search = make_search(name, synthetic_space(), synthetic_workload(), o, record);
+        auto first = search->propose(8, {});
+        ASSERT_EQ(scored.size(), 1u) << name;
+        std::unordered_set<uint64_t> chosen, measured_elsewhere;
+        for (const auto& c : first)
+            chosen.insert(c.hash());
+        std::vector<uint64_t> left;  // scored, not proposed
+        for (const auto& c : scored[0])
+            if (!chosen.count(c.hash())) left.push_back(c.hash());
+        ASSERT_GT(left.size(), 64u) << name;
+        // One of them is measured by someone else meanwhile: it must not come back.
+        measured_elsewhere.insert(left[0]);
+        std::vector<double> ms;
+        for (const auto& c : first)
+            ms.push_back(cost(c));
+        search->observe(first, ms);
+        auto second = search->propose(8, measured_elsewhere);
+        ASSERT_EQ(scored.size(), 2u) << name;
+        std::unordered_set<uint64_t> again;
+        for (const auto& c : scored[1])
+            again.insert(c.hash());
+        EXPECT_FALSE(again.count(left[0])) << name << ": an excluded config was scored";
+        for (size_t i = 1; i < left.size(); ++i)
+            ASSERT_TRUE(again.count(left[i])) << name << ": candidate " << i << " was dropped";
+        for (const auto& c : second) {
+            EXPECT_FALSE(chosen.count(c.hash())) << name;
+            EXPECT_NE(c.hash(), left[0]) << name;
+        }
+    }
+}
+
 TEST(Search, FailedCandidatesNeverBecomeParents) {
     ScheduleSpace sp = synthetic_space();
     SearchOptions o;

@@ -126,6 +126,21 @@ TEST(Bench, SearchBenchmarkRunsEveryStrategy) {
     EXPECT_EQ(again.out.find("trials to 95%"), std::string::npos) << again.out;
     ASSERT_NE(r.out.find("| layer"), std::string::npos) << r.out;
     EXPECT_EQ(table(again.out), table(r.out));
+#ifdef KILN_BENCH_REPLAY_BINARY
+    // The replay reads the same directory: both layers, both rules, and the summary line.
+    auto replay = run_bench({"--dir", (dir / "dbs").string(), "--layers", layers.string(),
+                             "--seeds", "2", "--budget", "8", "--batch", "4"},
+                            KILN_BENCH_REPLAY_BINARY);
+    ASSERT_EQ(replay.code, 0) << replay.out;
+    for (const char* want : {"| a | 8 |", "| b | 8 |", "Mean trials per layer over 2 seeds"})
+        EXPECT_NE(replay.out.find(want), std::string::npos) << want << " missing from:\n"
+                                                            << replay.out;
+    auto missing =
+        run_bench({"--dir", (dir / "dbs").string(), "--results", (dir / "none.jsonl").string()},
+                  KILN_BENCH_REPLAY_BINARY);
+    EXPECT_EQ(missing.code, 2) << missing.out;
+    EXPECT_NE(missing.out.find("none.jsonl: cannot read"), std::string::npos) << missing.out;
+#endif
     std::filesystem::remove_all(dir);
 }
 #endif

@@ -37,10 +37,10 @@ constexpr int kChildTries = 32;
 constexpr int kTournamentSize = 3;
 // Below this many measured configs there is too little to breed from: propose at random.
 constexpr size_t kMinParents = 4;
-// Scored candidates kept for later batches (best_scored()). Replaying the 24 layers' random
-// searches (1000 measured configs each, 12 seeds) as model-guided picks from that pool, a reserve
-// that grows with every batch reached 95% of the best in a mean of 67 trials per layer (median
-// 49), against 77 (52) when each batch scored only its own 16 draws per slot.
+// Scored candidates kept for later batches (best_scored()). Replayed over the 24 layers' recorded
+// random searches (kiln_bench_replay, 12 seeds), a reserve that grows with every batch reached
+// 95% of the best in a mean of 69 trials per layer (median 46), against 76 (60) when each batch
+// ranked only its own 16 draws per slot.
 constexpr size_t kReserve = 4096;
 
 class StrategyBase : public SearchStrategy {

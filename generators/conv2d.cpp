@@ -59,6 +59,17 @@ void check_conv_window(const ConvShape& s) {
         throw Error("s", "kernel width (with dilation) exceeds the padded input width");
 }
 
+void check_conv_blocking(const Workload& w, const ConvShape& s) {
+    auto check_block = [](int64_t b, int64_t channels, const char* what) {
+        if (b && channels % b != 0)
+            throw Error("layout", std::string(what) + " channels (" + std::to_string(channels) +
+                                      ") are not divisible by their block " + std::to_string(b));
+    };
+    check_block(w.layout.input, s.c, "input");
+    check_block(w.layout.output, s.k, "output");
+    check_block(w.layout.residual, s.k, "residual");
+}
+
 namespace {
 
 class Conv2dDef final : public OpDef {
@@ -81,15 +92,7 @@ class Conv2dDef final : public OpDef {
             throw Error("groups", "output channels k=" + std::to_string(s.k) +
                                       " are not divisible by groups=" + std::to_string(s.groups));
         check_conv_window(s);
-        auto check_block = [](int64_t b, int64_t channels, const char* what) {
-            if (b && channels % b != 0)
-                throw Error("layout", std::string(what) + " channels (" + std::to_string(channels) +
-                                          ") are not divisible by their block " +
-                                          std::to_string(b));
-        };
-        check_block(w.layout.input, s.c, "input");
-        check_block(w.layout.output, s.k, "output");
-        check_block(w.layout.residual, s.k, "residual");
+        check_conv_blocking(w, s);
     }
     bool blockable() const override { return true; }
     std::vector<TensorSpec> operands(const Workload& w) const override {

@@ -29,6 +29,8 @@ struct ConvShape {
 std::vector<ParamSpec> conv_params(bool with_groups, const std::string& k_help);
 // The (dilated) kernel must fit in the padded input; the error names r or s.
 void check_conv_window(const ConvShape& s);
+// Throws kiln::Error on field "layout" when a blocked tensor's channels are not whole blocks.
+void check_conv_blocking(const Workload& w, const ConvShape& s);
 
 // The scalar reference for conv2d and depthwise_conv2d (double accumulation, epilogue applied).
 void conv2d_reference(const Workload& w, const std::vector<const float*>& inputs, float* output);

@@ -37,7 +37,9 @@ class DepthwiseDef final : public OpDef {
                                  " must be a multiple of the input channels c=" +
                                  std::to_string(s.c) + " (the channel multiplier is k / c)");
         check_conv_window(s);
+        check_conv_blocking(w, s);
     }
+    bool blockable() const override { return true; }
     std::vector<TensorSpec> operands(const Workload& w) const override {
         ConvShape s = ConvShape::of(w);
         return {{"input", {s.n, s.c, s.h, s.w}, w.dtype}, {"weight", {s.k, 1, s.r, s.s}, w.dtype}};
@@ -74,10 +76,13 @@ void fix_shape(Halide::OutputImageParam p, const TensorSpec& spec) {
 
 namespace {
 
-// The epilogue at output (a.x, a.y, a.k, a.n); bias and residual exist only when it uses them.
-Halide::Expr epilogue(const Workload& w, const DepthwiseAlgorithm& a, Halide::Expr acc) {
-    Halide::Expr bias = w.epilogue.bias ? a.bias(a.k) : Halide::Expr();
-    Halide::Expr residual = w.epilogue.residual ? a.residual(a.x, a.y, a.k, a.n) : Halide::Expr();
+// The epilogue at output (x, y, k, n); bias and residual exist only when it uses them.
+Halide::Expr epilogue(const Workload& w, const DepthwiseAlgorithm& a, Halide::Expr acc,
+                      Halide::Expr x, Halide::Expr y, Halide::Expr k, Halide::Expr n) {
+    Halide::Expr bias = w.epilogue.bias ? a.bias(k) : Halide::Expr();
+    Halide::Expr residual = w.epilogue.residual
+                                ? activation_at(a.residual, int(w.layout.residual), x, y, k, n)
+                                : Halide::Expr();
     return apply_epilogue(w.epilogue, acc, bias, residual);
 }
 
@@ -94,10 +99,20 @@ DepthwiseAlgorithm depthwise_conv2d_algorithm(const Workload& w, DepthwiseLayout
     a.layout = layout;
     a.channel_block = layout == DepthwiseLayout::nchwc ? channel_block : 1;
     a.has_padding = s.padded();
-    a.input = Halide::ImageParam(Halide::Float(32), 4, "input");
+    const int bi = int(w.layout.input), bo = int(w.layout.output);
+    if (layout == DepthwiseLayout::nchw && !w.layout.plain())
+        throw Error("layout", "nchw_x computes in NCHW; a blocked " + w.layout.to_string() +
+                                  " workload needs layout=nchwc");
+    if (bo && a.channel_block != bo)
+        throw Error("channel_block", "a blocked output of " + std::to_string(bo) +
+                                         " channels needs channel_block=" + std::to_string(bo) +
+                                         ", not " + std::to_string(a.channel_block));
+    a.blocked_output = bo != 0;
+    a.input = Halide::ImageParam(Halide::Float(32), bi ? 5 : 4, "input");
     a.weight = Halide::ImageParam(Halide::Float(32), 4, "weight");
     if (w.epilogue.bias) a.bias = Halide::ImageParam(Halide::Float(32), 1, "bias");
-    if (w.epilogue.residual) a.residual = Halide::ImageParam(Halide::Float(32), 4, "residual");
+    if (w.epilogue.residual)
+        a.residual = Halide::ImageParam(Halide::Float(32), w.layout.residual ? 5 : 4, "residual");
     const std::vector<TensorSpec> specs = w.inputs();
     fix_shape(a.input, specs[0]);
     fix_shape(a.weight, specs[1]);
@@ -110,14 +125,14 @@ DepthwiseAlgorithm depthwise_conv2d_algorithm(const Workload& w, DepthwiseLayout
 
     // A padded copy keeps the select out of the inner loop: a schedule computes it per strip.
     a.padded = Func("padded");
+    Func source = a.input;  // the input, zero outside its rows and columns when padded
     if (a.has_padding) {
-        Func bounded = Halide::BoundaryConditions::constant_exterior(
-            a.input, 0.0f, {{0, static_cast<int>(s.w)}, {0, static_cast<int>(s.h)}});
-        a.padded(x, y, c, n) =
-            bounded(x - static_cast<int>(s.pad_l), y - static_cast<int>(s.pad_t), c, n);
-    } else {
-        a.padded(x, y, c, n) = a.input(x, y, c, n);
+        Halide::Region bounds = {{0, static_cast<int>(s.w)}, {0, static_cast<int>(s.h)}};
+        if (bi) bounds = {{0, bi}, {0, static_cast<int>(s.w)}, {0, static_cast<int>(s.h)}};
+        source = Halide::BoundaryConditions::constant_exterior(a.input, 0.0f, bounds);
     }
+    const int pad_l = static_cast<int>(s.pad_l), pad_t = static_cast<int>(s.pad_t);
+    a.padded(x, y, c, n) = activation_at(source, bi, x - pad_l, y - pad_t, c, n);
     // Input coordinates of output (ox, oy) at tap (rx, ry), in padded coordinates.
     auto in_x = [&](Expr ox) {
         return ox * static_cast<int>(s.stride_w) + rx * static_cast<int>(s.dil_w);
@@ -150,7 +165,7 @@ DepthwiseAlgorithm depthwise_conv2d_algorithm(const Workload& w, DepthwiseLayout
                 a.weight(rx, ry, 0, k);
             a.copy = a.phased;
         }
-        a.output(x, y, k, n) = epilogue(w, a, a.acc(x, y, k, n));
+        a.output(x, y, k, n) = epilogue(w, a, a.acc(x, y, k, n), x, y, k, n);
         fix_shape(a.output.output_buffer(), w.output());
         return a;
     }
@@ -162,7 +177,12 @@ DepthwiseAlgorithm depthwise_conv2d_algorithm(const Workload& w, DepthwiseLayout
     const int last = static_cast<int>(s.k - 1);
     Expr channel = Halide::min(ko * cb + ci, last);
     a.blocked = Func("blocked");
-    a.blocked(ci, x, y, ko, n) = a.padded(x, y, in_channel(channel), n);
+    if (bi == cb && multiplier == 1 && s.k % cb == 0) {
+        // The input is already in these blocks: copy them as they are.
+        a.blocked(ci, x, y, ko, n) = source(ci, x - pad_l, y - pad_t, ko, n);
+    } else {
+        a.blocked(ci, x, y, ko, n) = a.padded(x, y, in_channel(channel), n);
+    }
     a.copy = a.blocked;
     a.pack = Func("pack");
     Halide::Var px("px"), py("py");
@@ -172,7 +192,12 @@ DepthwiseAlgorithm depthwise_conv2d_algorithm(const Workload& w, DepthwiseLayout
     a.acc(ci, x, y, ko, n) = 0.0f;
     a.acc(ci, x, y, ko, n) +=
         a.blocked(ci, in_x(x), in_y(y), ko, n) * a.packed_weight(ci, rx, ry, ko);
-    a.output(x, y, k, n) = epilogue(w, a, a.acc(k % cb, x, y, k / cb, n));
+    if (a.blocked_output) {
+        // Stored as computed: a block of channels per vector.
+        a.output(ci, x, y, ko, n) = epilogue(w, a, a.acc(ci, x, y, ko, n), x, y, ko * cb + ci, n);
+    } else {
+        a.output(x, y, k, n) = epilogue(w, a, a.acc(k % cb, x, y, k / cb, n), x, y, k, n);
+    }
     fix_shape(a.output.output_buffer(), w.output());
     fix_shape(a.packed_weight, {"packed", {blocks, s.r, s.s, cb}, w.dtype});
     return a;

@@ -6,8 +6,12 @@
 //   nchw   the accumulator is NCHW like the boundary; a schedule vectorizes over output width.
 //   nchwc  the input is repacked per output channel into blocks of `channel_block` channels
 //          (NCHW[x]c, innermost the channel), weights are packed once at prepare() time, and a
-//          schedule vectorizes over channels.
-// Halide dimension 0 is the innermost: input, residual and output are (x, y, c, n).
+//          schedule vectorizes over channels. It also reads and writes channel-blocked
+//          activations (Workload::layout): an input blocked by `channel_block` is copied block by
+//          block as it is, and a blocked output (its block must be `channel_block`) stores the
+//          accumulator's channel vectors as they are.
+// Halide dimension 0 is the innermost: NCHW input, residual and output are (x, y, c, n); blocked
+// ones (c % b, x, y, c / b, n).
 #pragma once
 
 #include <vector>
@@ -23,6 +27,7 @@ struct DepthwiseAlgorithm {
     DepthwiseLayout layout = DepthwiseLayout::nchw;
     int channel_block = 1;  // nchwc only
     bool has_padding = false;
+    bool blocked_output = false;  // output (ci, x, y, ko, n) instead of (x, y, k, n)
 
     // Boundary tensors. `bias` and `residual` are defined only when the epilogue uses them.
     Halide::ImageParam input, weight, bias, residual;
@@ -47,7 +52,7 @@ struct DepthwiseAlgorithm {
     Halide::Func copy;
     // The sum over taps: nchw (x, y, k, n); nchwc (ci, x, y, ko, n). Pure step zero, one update.
     Halide::Func acc;
-    // NCHW output (x, y, k, n) with the epilogue applied.
+    // The output with the epilogue applied: NCHW (x, y, k, n), or blocked (ci, x, y, ko, n).
     Halide::Func output;
 };
 

@@ -1,17 +1,17 @@
 // kiln/graph/layout_plan.h — which activations stay channel-blocked between kernels.
 //
-// Channel-blocked kernels (conv2d's direct and Winograd algorithms) compute in NCHW[b]c, b the
-// target's vector width: their register tiles hold vectors of b output channels, and they read
-// vectors of input channels. Between two such kernels an NCHW activation costs a transposition
-// on each side; kept blocked, the producer stores its vectors as they are and the consumer reads
-// contiguous blocks. Two steps:
+// Channel-blocked kernels (conv2d's direct and Winograd algorithms, depthwise_conv2d's nchwc)
+// compute in NCHW[b]c, b the target's vector width: their register tiles hold vectors of b
+// output channels, and they read vectors of input channels. Between two such kernels an NCHW
+// activation costs a transposition on each side; kept blocked, the producer stores its vectors as
+// they are and the consumer reads contiguous blocks. Two steps:
 //   - blockable_activations(), from the graph alone: where every kernel around an activation is
 //     a blockable op. `kiln tune` tunes each kernel in these layouts (graph/tasks.h).
 //   - plan_layouts(), with the config each kernel will be compiled with: of those, the outputs
 //     whose producer's config can write them blocked and whose readers' configs can read them
 //     blocked. The rest stays NCHW: graph inputs and outputs, what other ops read, and the
-//     boundaries of algorithms that compute in NCHW (im2col, gemm, direct_x), which transform
-//     at their own edges. So the layout changes only where a kernel needs it to.
+//     boundaries of algorithms that compute in NCHW (im2col, gemm, direct_x, nchw_x), which
+//     transform at their own edges. So the layout changes only where a kernel needs it to.
 //
 // No Halide here.
 #pragma once

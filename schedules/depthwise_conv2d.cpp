@@ -171,15 +171,31 @@ void schedule_nchwc(DepthwiseAlgorithm& a, const Config& c) {
     const int rows = static_cast<int>(c.i("rows"));
     Var ko("ko_out"), ki("ki"), xo("xo"), xi("xi"), ys("ys"), yr("yr"), yt("yt"), yi("yi");
     Halide::Func out = a.output;
-    // The channel tail is guarded, not shifted: a shifted block would need k >= channel_block.
-    out.split(a.k, ko, ki, cb, TailStrategy::GuardWithIf)
-        .split(a.y, ys, yr, rows, TailStrategy::ShiftInwards)
-        .split(yr, yt, yi, th, TailStrategy::ShiftInwards)
-        .split(a.x, xo, xi, px, TailStrategy::ShiftInwards)
-        .reorder(xi, ki, yi, xo, yt, ys, ko, a.n)
-        .unroll(yi);
-    if (px > 1) out.vectorize(xi);
-    OutputLoops loops = parallelize(out, c, ko, ys, yt, a.n);
+    OutputLoops loops;
+    if (a.blocked_output) {
+        // Blocked like the accumulator: each channel vector is stored as it is.
+        Var cv("cv"), cu("cu");
+        out.split(a.y, ys, yr, rows, TailStrategy::ShiftInwards)
+            .split(yr, yt, yi, th, TailStrategy::ShiftInwards)
+            .split(a.x, xo, xi, px, TailStrategy::ShiftInwards)
+            .split(a.ci, cu, cv, vector)
+            .reorder(cv, cu, xi, yi, xo, yt, ys, a.ko, a.n)
+            .vectorize(cv)
+            .unroll(cu)
+            .unroll(xi)
+            .unroll(yi);
+        loops = parallelize(out, c, a.ko, ys, yt, a.n);
+    } else {
+        // The channel tail is guarded, not shifted: a shifted block would need k >= channel_block.
+        out.split(a.k, ko, ki, cb, TailStrategy::GuardWithIf)
+            .split(a.y, ys, yr, rows, TailStrategy::ShiftInwards)
+            .split(yr, yt, yi, th, TailStrategy::ShiftInwards)
+            .split(a.x, xo, xi, px, TailStrategy::ShiftInwards)
+            .reorder(xi, ki, yi, xo, yt, ys, ko, a.n)
+            .unroll(yi);
+        if (px > 1) out.vectorize(xi);
+        loops = parallelize(out, c, ko, ys, yt, a.n);
+    }
 
     a.acc.compute_at(out, xo)
         .vectorize(a.ci, vector, TailStrategy::RoundUp)
@@ -213,9 +229,11 @@ class DepthwiseSpace final : public HalideSpaceDef {
         ScheduleSpace sp;
         sp.op = op();
         sp.version = kSpaceVersion;
+        // A blocked workload computes in its own blocks (nchwc with channel_block = the block).
+        const int64_t block = w.layout.output ? w.layout.output : w.layout.input;
         std::vector<std::string> layouts;
         // Vectors along the width need at least one whole vector of output columns.
-        if (s.ow >= narrowest) layouts.push_back("nchw_x");
+        if (s.ow >= narrowest && w.layout.plain()) layouts.push_back("nchw_x");
         layouts.push_back("nchwc");
         sp.knobs.push_back({"layout",
                             "nchw_x: vectors along the output width in NCHW; nchwc: channel-"
@@ -229,6 +247,7 @@ class DepthwiseSpace final : public HalideSpaceDef {
         for (int64_t b : {t.f32_lanes() / 2, t.f32_lanes(), 2 * t.f32_lanes()})
             if (b >= narrowest && std::find(blocks.begin(), blocks.end(), b) == blocks.end())
                 blocks.push_back(b);
+        if (block) blocks = {block};
         sp.knobs.push_back({"channel_block", "channels per block of the nchwc layout",
                             int_domain(blocks), [](const Config& c) { return !is_nchw_x(c); }});
         sp.knobs.push_back({"x_vectors", "output-width register tile, in vectors (nchw_x)",
@@ -272,6 +291,17 @@ class DepthwiseSpace final : public HalideSpaceDef {
                        " columns is wider than the output (" + std::to_string(ow) + ")";
             return std::nullopt;
         });
+        const Blocking blocking = w.layout;
+        sp.constraints.push_back([blocking](const Config& c) -> std::optional<std::string> {
+            if (blocking.plain()) return std::nullopt;
+            if (is_nchw_x(c))
+                return "layout=nchw_x computes in NCHW, not in the workload's blocks " +
+                       blocking.to_string();
+            if (blocking.output && c.i("channel_block") != blocking.output)
+                return "channel_block " + std::to_string(c.i("channel_block")) +
+                       " is not the blocked output's " + std::to_string(blocking.output);
+            return std::nullopt;
+        });
         sp.constraints.push_back([](const Config& c) -> std::optional<std::string> {
             if (is_nchw_x(c) || c.i("channel_block") % c.i("vector") == 0) return std::nullopt;
             return "channel_block " + std::to_string(c.i("channel_block")) +
@@ -294,6 +324,17 @@ class DepthwiseSpace final : public HalideSpaceDef {
                    " rows is smaller than the register tile of " + std::to_string(c.i("tile_h")) +
                    " rows";
         });
+        // Row tiles shifted back inside a strip overlap the tile before them, and Halide 14's
+        // sliding window over such a copy reads the row before the input's first (stride 2,
+        // unpadded: depthwise_conv2d/n1c32h13w9/k32r1s1/st2p0d1 with rows 7, tile_h 3).
+        sp.constraints.push_back([](const Config& c) -> std::optional<std::string> {
+            if (!c.has("pad_at") || c.s("pad_at") != "tile_rows" ||
+                c.i("rows") % c.i("tile_h") == 0)
+                return std::nullopt;
+            return "pad_at=tile_rows needs whole row tiles in a strip: rows " +
+                   std::to_string(c.i("rows")) + " is not a multiple of tile_h " +
+                   std::to_string(c.i("tile_h"));
+        });
         sp.constraints.push_back([](const Config& c) -> std::optional<std::string> {
             if (!c.has("pad_at") || c.s("pad_at") != "channel" || c.s("parallel") == "channels")
                 return std::nullopt;
@@ -301,7 +342,7 @@ class DepthwiseSpace final : public HalideSpaceDef {
                    "per-channel level";
         });
 
-        sp.default_config = default_config(s, t, layouts, copied, vectors);
+        sp.default_config = default_config(s, t, layouts, copied, vectors, block);
         if (auto why = sp.check(sp.default_config))
             throw Error("config", "default config of " + w.key() + " is invalid: " + *why);
         return sp;
@@ -337,7 +378,7 @@ class DepthwiseSpace final : public HalideSpaceDef {
     // tuner improves on them per workload.
     static Config default_config(const ConvShape& s, const Target& t,
                                  const std::vector<std::string>& layouts, bool copied,
-                                 const std::vector<int64_t>& vectors) {
+                                 const std::vector<int64_t>& vectors, int64_t block) {
         Config c;
         const int64_t lanes = vectors.front();
         c.set("vector", lanes);
@@ -361,7 +402,12 @@ class DepthwiseSpace final : public HalideSpaceDef {
             // Narrow layers vectorize over channels: mv2_dw_14 runs at 60 GFLOP/s in nchwc
             // against 39 with half-width vectors along its 14 columns.
             c.set("layout", std::string("nchwc"));
-            c.set("channel_block", lanes);
+            c.set("channel_block", block ? block : lanes);
+            for (int64_t v : vectors)  // widest first: the widest that divides the block
+                if (block % v == 0) {
+                    c.set("vector", v);
+                    break;
+                }
             c.set("x_pixels", std::min<int64_t>(2, s.ow));
             tile_h = std::min<int64_t>(2, s.oh);
             c.set("pad_at", std::string("strip"));

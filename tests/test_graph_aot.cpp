@@ -462,6 +462,89 @@ TEST(Compile, ABlockedResidualFeedsAnNchwOutput) {
     EXPECT_EQ(layouts["'d'"], "i" + b);
 }
 
+// An inverted residual block: expand 1x1, depthwise 3x3, project 1x1. The depthwise kernel reads
+// and writes channel blocks, so both activations around it stay blocked; the project conv writes
+// the NCHW graph output.
+TEST(Compile, ActivationsAroundADepthwiseKernelStayBlocked) {
+    if (shell("cc --version").code != 0) GTEST_SKIP() << "no C compiler";
+    const Target t = host_target();
+    const int64_t b = t.f32_lanes(), wide = 2 * b;
+    onnx::ModelProto m = new_model(13);
+    add_input(m, "x", {1, b, 10, 10});
+    auto conv = [&](const std::string& name, const std::string& in, int64_t k, int64_t c, int64_t r,
+                    int64_t group, uint64_t seed) {
+        add_init(m, name + "_w", {k, c / group, r, r},
+                 random_floats(size_t(k * (c / group) * r * r), seed));
+        add_init(m, name + "_b", {k}, random_floats(size_t(k), seed + 1));
+        auto* n = add_node(m, "Conv", {in, name + "_w", name + "_b"}, {name + "_c"}, name);
+        set_ints(n, "pads", {r / 2, r / 2, r / 2, r / 2});
+        set_ints(n, "kernel_shape", {r, r});
+        if (group > 1) set_int(n, "group", group);
+    };
+    conv("e", "x", wide, b, 1, 1, 21);
+    add_node(m, "Relu", {"e_c"}, {"e"}, "e_relu");
+    conv("dw", "e", wide, wide, 3, wide, 23);
+    add_node(m, "Relu", {"dw_c"}, {"dw"}, "dw_relu");
+    conv("p", "dw", b, wide, 1, 1, 25);
+    add_node(m, "Add", {"p_c", "x"}, {"y"}, "p_add");
+    add_output(m, "y", {1, b, 10, 10});
+    ModelDir dir;
+    Graph g = import_onnx(dir.write(m, "inverted.onnx"));
+    optimize(g);
+    // Direct configs for the two convolutions; the depthwise kernel's default computes in
+    // channel blocks (nchwc) on a 10-column image.
+    auto db = Database::open(dir.path() + "/inverted.db");
+    std::vector<Record> records;
+    for (const KernelTask& task : extract_tasks(g, 0).tasks) {
+        const Workload& w = task.workload;
+        Record r;
+        r.workload = w;
+        r.target_name = t.name;
+        r.target_halide = t.halide;
+        r.fingerprint = t.fingerprint;
+        const ScheduleSpace sp = find_space(w.op).space(w, t);
+        Config c;
+        if (w.op == "conv2d") c.set("algorithm", std::string("direct"));
+        r.config = sp.with_defaults(c);
+        r.space_version = sp.version;
+        r.median_ms = r.min_ms = 1.0;
+        r.repeats = 1;
+        r.kiln_version = "test";
+        r.time = utc_now();
+        records.push_back(r);
+    }
+    ASSERT_EQ(records.size(), 3u);
+    db->add(records);
+    CompileOptions o;
+    o.name = "inverted";
+    o.out_dir = dir.path() + "/inverted";
+    o.target = t;
+    o.db = db.get();
+    CompileReport r = compile_model(g, o);
+    EXPECT_EQ(r.blocked_activations, 2);
+    std::map<std::string, std::string> layouts = kernel_layouts(r);
+    const std::string bs = std::to_string(b);
+    EXPECT_EQ(layouts["'e'"], "o" + bs);
+    EXPECT_EQ(layouts["'dw'"], "i" + bs + "o" + bs);
+    EXPECT_EQ(layouts["'p'"], "i" + bs);
+
+    const std::string out = dir.path() + "/inverted";
+    std::ofstream(dir.path() + "/app.c") << run_outputs_app("inverted");
+    Shell link = shell("cc -std=c99 -O1 -I" + out + " " + dir.path() + "/app.c " + out +
+                       "/libinverted.a -lpthread -ldl -lm -o " + dir.path() + "/app");
+    ASSERT_EQ(link.code, 0) << link.out;
+    const size_t n = size_t(b * 100);
+    const std::vector<float> x = random_floats(n, 27);
+    write_floats(dir.path() + "/x.bin", x);
+    Shell run = shell(dir.path() + "/app " + dir.path() + "/x.bin " + dir.path() + "/y.bin");
+    ASSERT_EQ(run.code, 0) << run.out;
+    const std::vector<float> got = read_floats(dir.path() + "/y.bin", n);
+    auto want = evaluate_reference(import_onnx(dir.path() + "/inverted.onnx"),
+                                   {{"x", Tensor::from_f32({1, b, 10, 10}, x)}});
+    const Tensor& y = want.at("y");
+    EXPECT_LT(relative_error(got, {y.data<float>(), y.data<float>() + n}), 1e-5);
+}
+
 TEST(Compile, AKernelTakesTheRecordOfItsPlannedLayout) {
     // NCHW records say im2col, which computes NCHW only; the records of the layouts kiln tune
     // tunes (extract_tasks with the vector width) say direct, and are faster: the planned

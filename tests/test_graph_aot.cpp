@@ -341,12 +341,11 @@ int main(int argc, char** argv) {
 )";
 }
 
-// A database at `path` that gives every kernel of `g` a direct config, as if tuning had chosen
-// them.
-// One record per kernel task of `g` in the layouts extract_tasks(g, block) gives them, with
-// `algorithm` and the space's defaults for the rest, timed `ms`.
+// One record per kernel task of `g` (`expected` of them) in the layouts extract_tasks(g, block)
+// gives them, timed `ms`: conv2d kernels with `algorithm` and the space's defaults for the rest,
+// other ops with their space's default config.
 void add_configs(Database& db, const Graph& g, const Target& t, int64_t block,
-                 const std::string& algorithm, double ms = 1.0) {
+                 const std::string& algorithm, double ms = 1.0, size_t expected = 4) {
     std::vector<Record> records;
     for (const KernelTask& task : extract_tasks(g, block).tasks) {
         const Workload& w = task.workload;
@@ -356,7 +355,7 @@ void add_configs(Database& db, const Graph& g, const Target& t, int64_t block,
         r.target_halide = t.halide;
         r.fingerprint = t.fingerprint;
         Config c;
-        c.set("algorithm", algorithm);
+        if (w.op == "conv2d") c.set("algorithm", algorithm);
         r.config = find_space(w.op).space(w, t).with_defaults(c);
         r.space_version = find_space(w.op).space(w, t).version;
         r.median_ms = r.min_ms = ms;
@@ -365,10 +364,12 @@ void add_configs(Database& db, const Graph& g, const Target& t, int64_t block,
         r.time = utc_now();
         records.push_back(r);
     }
-    EXPECT_EQ(records.size(), 4u);
+    EXPECT_EQ(records.size(), expected);
     db.add(records);
 }
 
+// A database at `path` that gives every kernel of `g` a direct config, as if tuning had chosen
+// them.
 std::unique_ptr<Database> direct_configs(const Graph& g, const Target& t, const std::string& path) {
     auto db = Database::open(path);
     add_configs(*db, g, t, 0, "direct");
@@ -494,27 +495,7 @@ TEST(Compile, ActivationsAroundADepthwiseKernelStayBlocked) {
     // Direct configs for the two convolutions; the depthwise kernel's default computes in
     // channel blocks (nchwc) on a 10-column image.
     auto db = Database::open(dir.path() + "/inverted.db");
-    std::vector<Record> records;
-    for (const KernelTask& task : extract_tasks(g, 0).tasks) {
-        const Workload& w = task.workload;
-        Record r;
-        r.workload = w;
-        r.target_name = t.name;
-        r.target_halide = t.halide;
-        r.fingerprint = t.fingerprint;
-        const ScheduleSpace sp = find_space(w.op).space(w, t);
-        Config c;
-        if (w.op == "conv2d") c.set("algorithm", std::string("direct"));
-        r.config = sp.with_defaults(c);
-        r.space_version = sp.version;
-        r.median_ms = r.min_ms = 1.0;
-        r.repeats = 1;
-        r.kiln_version = "test";
-        r.time = utc_now();
-        records.push_back(r);
-    }
-    ASSERT_EQ(records.size(), 3u);
-    db->add(records);
+    add_configs(*db, g, t, 0, "direct", 1.0, 3);
     CompileOptions o;
     o.name = "inverted";
     o.out_dir = dir.path() + "/inverted";

@@ -109,11 +109,9 @@ class StrategyBase : public SearchStrategy {
     }
 
     // The `keep` best of `candidates` by the scorer (all of them, in order, without a scorer).
-    // With a scorer, the reserve competes too: candidates scored in earlier batches but not
-    // chosen, still unmeasured. Their features are cached (Guide), so scoring them again costs a
-    // prediction, not a lowering, and every batch ranks all the candidates drawn so far under the
-    // newest model instead of only its own draws. The best-scored of those not chosen go back to
-    // the reserve, at most kReserve of them.
+    // With a scorer, the reserve (earlier candidates scored but not chosen, still unmeasured)
+    // competes too, under the newest model; their features are cached, so this costs a
+    // prediction each. The best-scored of those not chosen now go back to it, at most kReserve.
     std::vector<Config> best_scored(std::vector<Config> candidates, size_t keep,
                                     const Hashes& exclude) {
         if (!scorer_) {

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
@@ -118,17 +119,21 @@ typedef struct work_pool {
     pthread_t* workers; /* threads - 1 of them; the caller is the last thread */
     int num_workers;
     int started;
+    long spin_ns; /* how long an idle thread polls for work before it sleeps */
     pthread_mutex_t mutex;
     pthread_cond_t wake; /* a job was posted, or stop */
     pthread_cond_t done; /* the last worker left the job */
-    unsigned long generation;
+    int sleepers;        /* workers waiting on `wake`; under the mutex */
+    /* Read and written with atomics, so that a polling thread needs no lock: */
+    unsigned long generation; /* bumped when a job is posted */
     int stop;
-    /* The current job: tasks [next, end) still to claim. */
+    int next;   /* the job's next task to claim */
+    int busy;   /* workers still in the job */
+    int status; /* the job's first failure */
+    /* The current job, written before `generation` is bumped: */
     halide_task_t task;
     uint8_t* closure;
-    int next, end;
-    int busy; /* workers still in the job */
-    int status;
+    int end;
 } work_pool;
 
 struct kiln_instance {
@@ -370,6 +375,66 @@ static int reserve_scratch(kiln_instance* m) {
 
 /* ---- Threads: halide_do_par_for / halide_do_parallel_tasks --------------------------------- */
 
+/* The pool's threads poll for a while before they sleep: a model runs dozens of parallel
+ * loops back to back, and waking a sleeping thread costs more than a small loop's work (tens of
+ * microseconds on a virtual machine, twice per loop: the post and the join). GCC and Clang
+ * atomics; a compiler without them cannot build the runtime. */
+#if !defined(__GNUC__) && !defined(__clang__)
+#error "kiln runtime: needs the __atomic builtins of GCC or Clang"
+#endif
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
+#if defined(__x86_64__) || defined(__i386__)
+#define CPU_RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__) || defined(__arm__)
+#define CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+static long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+/* Polls until *word != unequal (returns 1) or spin_ns has passed (returns 0). */
+static int poll_while_equal(const unsigned long* word, unsigned long unequal, const int* stop,
+                            long spin_ns) {
+    long deadline = 0;
+    unsigned i;
+    if (spin_ns <= 0) return 0;
+    for (i = 1;; ++i) {
+        if (LOAD(*word) != unequal || LOAD(*stop)) return 1;
+        CPU_RELAX();
+        if ((i & 63) == 0) {
+            long t = now_ns();
+            if (deadline == 0)
+                deadline = t + spin_ns;
+            else if (t >= deadline)
+                return 0;
+        }
+    }
+}
+
+/* Polls until *count is 0 (returns 1) or spin_ns has passed (returns 0). */
+static int poll_until_zero(const int* count, long spin_ns) {
+    long deadline = 0;
+    unsigned i;
+    if (spin_ns <= 0) return LOAD(*count) == 0;
+    for (i = 1;; ++i) {
+        if (LOAD(*count) == 0) return 1;
+        CPU_RELAX();
+        if ((i & 63) == 0) {
+            long t = now_ns();
+            if (deadline == 0)
+                deadline = t + spin_ns;
+            else if (t >= deadline)
+                return 0;
+        }
+    }
+}
+
 /* Runs tasks of the current job until none is left; returns the first failure's code. */
 static int run_tasks(kiln_instance* m, int thread) {
     work_pool* p = &m->pool;
@@ -378,18 +443,15 @@ static int run_tasks(kiln_instance* m, int thread) {
     int status = 0;
     tls_task_instance = m;
     tls_task_thread = thread;
-    for (;;) {
-        int index, rc;
-        pthread_mutex_lock(&p->mutex);
-        /* After a failure the rest of the loop is skipped, as Halide's own pool does. */
-        index = p->status == 0 && p->next < p->end ? p->next++ : p->end;
-        pthread_mutex_unlock(&p->mutex);
+    /* After a failure the rest of the loop is skipped, as Halide's own pool does. */
+    while (LOAD(p->status) == 0) {
+        int index = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED), rc;
         if (index >= p->end) break;
         rc = p->task(m, index, p->closure);
         if (rc != 0) {
-            pthread_mutex_lock(&p->mutex);
-            if (p->status == 0) p->status = rc;
-            pthread_mutex_unlock(&p->mutex);
+            int none = 0;
+            __atomic_compare_exchange_n(&p->status, &none, rc, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE);
             status = rc;
         }
     }
@@ -398,26 +460,40 @@ static int run_tasks(kiln_instance* m, int thread) {
     return status;
 }
 
+/* Waits for a job newer than `seen` (or stop): polls, then sleeps on `wake`. */
+static unsigned long await_job(work_pool* p, unsigned long seen) {
+    if (poll_while_equal(&p->generation, seen, &p->stop, p->spin_ns)) return LOAD(p->generation);
+    pthread_mutex_lock(&p->mutex);
+    ++p->sleepers;
+    /* The poster bumps `generation` before it reads `sleepers` under the mutex, so either this
+     * sees the new generation or the poster sees this sleeper and wakes it. */
+    while (!LOAD(p->stop) && LOAD(p->generation) == seen)
+        pthread_cond_wait(&p->wake, &p->mutex);
+    --p->sleepers;
+    pthread_mutex_unlock(&p->mutex);
+    return LOAD(p->generation);
+}
+
 static void* worker_main(void* arg) {
     kiln_instance* m = (kiln_instance*)arg;
     work_pool* p = &m->pool;
     int thread;
-    unsigned long seen;
+    /* Not the current generation: the first job may have been posted before this thread got
+     * here. */
+    unsigned long seen = 0;
     pthread_mutex_lock(&p->mutex);
     thread = p->started++;
-    /* Not p->generation: the first job may have been posted before this thread got here. */
-    seen = 0;
-    for (;;) {
-        while (!p->stop && p->generation == seen)
-            pthread_cond_wait(&p->wake, &p->mutex);
-        if (p->stop) break;
-        seen = p->generation;
-        pthread_mutex_unlock(&p->mutex);
-        run_tasks(m, thread);
-        pthread_mutex_lock(&p->mutex);
-        if (--p->busy == 0) pthread_cond_signal(&p->done);
-    }
     pthread_mutex_unlock(&p->mutex);
+    for (;;) {
+        seen = await_job(p, seen);
+        if (LOAD(p->stop)) break;
+        run_tasks(m, thread);
+        if (__atomic_sub_fetch(&p->busy, 1, __ATOMIC_ACQ_REL) == 0) {
+            pthread_mutex_lock(&p->mutex);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mutex);
+        }
+    }
     return NULL;
 }
 
@@ -440,7 +516,6 @@ static int pool_do_par_for(void* user_context, halide_task_t task, int min, int 
                            uint8_t* closure) {
     kiln_instance* m = instance_of(user_context);
     work_pool* p;
-    int status;
     if (m == NULL) return halide_default_do_par_for(user_context, task, min, size, closure);
     p = &m->pool;
     /* A parallel loop inside a task runs inline on that task's thread: the pool is already
@@ -448,25 +523,28 @@ static int pool_do_par_for(void* user_context, halide_task_t task, int min, int 
     if (p->num_workers == 0 || size <= 1 || tls_task_instance == m) {
         return run_inline(m, task, min, size, closure);
     }
-    pthread_mutex_lock(&p->mutex);
     p->task = task;
     p->closure = closure;
-    p->next = min;
     p->end = min + size;
-    p->status = 0;
-    p->busy = p->num_workers;
-    ++p->generation;
-    pthread_cond_broadcast(&p->wake);
+    STORE(p->next, min);
+    STORE(p->status, 0);
+    STORE(p->busy, p->num_workers);
+    __atomic_add_fetch(&p->generation, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&p->mutex);
+    if (p->sleepers > 0) pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mutex);
 
     run_tasks(m, m->threads - 1);
 
-    pthread_mutex_lock(&p->mutex);
-    while (p->busy > 0)
-        pthread_cond_wait(&p->done, &p->mutex);
-    status = p->status;
-    pthread_mutex_unlock(&p->mutex);
-    return status;
+    /* The workers' last tasks: poll, then sleep on `done`, which the last worker signals under
+     * the mutex after its decrement. */
+    if (!poll_until_zero(&p->busy, p->spin_ns)) {
+        pthread_mutex_lock(&p->mutex);
+        while (LOAD(p->busy) > 0)
+            pthread_cond_wait(&p->done, &p->mutex);
+        pthread_mutex_unlock(&p->mutex);
+    }
+    return LOAD(p->status);
 }
 
 /* Halide 14 calls halide_do_parallel_tasks instead of halide_do_par_for only for async stages
@@ -519,7 +597,7 @@ static void stop_pool(kiln_instance* m) {
     work_pool* p = &m->pool;
     int i;
     pthread_mutex_lock(&p->mutex);
-    p->stop = 1;
+    STORE(p->stop, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mutex);
     for (i = 0; i < p->num_workers; ++i)
@@ -614,7 +692,9 @@ static kiln_status check_tensors(const kiln_model_def* def, const kiln_tensor_de
 }
 
 void kiln_options_init(kiln_options* options) {
-    if (options != NULL) options->threads = 0;
+    if (options == NULL) return;
+    options->threads = 0;
+    options->spin_us = 0;
 }
 
 static void free_instance(kiln_instance* m) {
@@ -718,6 +798,12 @@ kiln_status kiln_create(const kiln_model_def* model, const kiln_options* options
                            "kiln_create: threads = %d; it must be 0 (one per core) to %d",
                            (int)threads, KILN_MAX_THREADS);
     }
+    if (options->spin_us < -1 || options->spin_us > 1000000) {
+        return thread_fail(KILN_INVALID_ARGUMENT,
+                           "kiln_create: spin_us = %d; it must be -1 (never poll), 0 (the "
+                           "default, %d) or 1 to 1000000 microseconds",
+                           (int)options->spin_us, KILN_DEFAULT_SPIN_US);
+    }
     if (threads == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         threads = cores < 1 ? 1 : cores > KILN_MAX_THREADS ? KILN_MAX_THREADS : (int)cores;
@@ -734,6 +820,8 @@ kiln_status kiln_create(const kiln_model_def* model, const kiln_options* options
     m->magic = KILN_MAGIC;
     m->def = model;
     m->threads = threads;
+    m->pool.spin_ns = options->spin_us == 0 ? KILN_DEFAULT_SPIN_US * 1000L
+                                            : options->spin_us < 0 ? 0 : options->spin_us * 1000L;
     pthread_mutex_init(&m->run_mutex, NULL);
     pthread_mutex_init(&m->mutex, NULL);
     pthread_mutex_init(&m->pool.mutex, NULL);

@@ -344,6 +344,11 @@ TEST(Cli, CompileAndRunAModel) {
     Result same = run_kiln({"run", out, "--compare", dir + "/y.npy"});
     EXPECT_EQ(same.code, 0) << same.out << same.err;
     EXPECT_NE(same.out.find("relative error 0 "), std::string::npos) << same.out;
+    // The same on two threads that sleep between loops (--spin-us -1).
+    Result sleeping =
+        run_kiln({"run", out, "--compare", dir + "/y.npy", "--threads", "2", "--spin-us", "-1"});
+    EXPECT_EQ(sleeping.code, 0) << sleeping.out << sleeping.err;
+    EXPECT_NE(sleeping.out.find("relative error 0 "), std::string::npos) << sleeping.out;
     Result other = run_kiln({"run", out, "--compare", dir + "/y.npy", "--seed", "2"});
     EXPECT_EQ(other.code, 1) << other.out << other.err;
     EXPECT_NE(other.out.find("FAILED"), std::string::npos) << other.out;
@@ -356,6 +361,7 @@ TEST(Cli, CompileAndRunAModel) {
                      "bogus-target");
     expect_bad_input({"compile", model, "--name", "3x", "-o", dir + "/o3"}, "not a C identifier");
     expect_bad_input({"run", dir}, "holds no compiled model");
+    expect_bad_input({"run", out, "--spin-us", "-2"}, "--spin-us");
     std::filesystem::remove_all(dir);
 }
 

@@ -49,6 +49,7 @@ struct BenchOptions {
     std::vector<std::string> inputs;
     uint64_t seed = 1;
     int threads = 0;
+    int spin_us = 0;
     int rounds = 5;
     int runs = 10;
     double min_time = 0.5;
@@ -239,7 +240,7 @@ void bench_model(BenchOptions o) {
             if (builds[c]->id == k.id) k.id += fmt::format("#{}", b + 1);
         const fs::path so_dir = scratch.path() / fmt::format("so{}", b);
         fs::create_directories(so_dir);
-        const nlohmann::json desc = open_model(k.m, k.dir, o.cc, so_dir, o.threads);
+        const nlohmann::json desc = open_model(k.m, k.dir, o.cc, so_dir, o.threads, o.spin_us);
         for (const auto& kernel : desc.value("kernels", nlohmann::json::array())) {
             k.tuned += kernel.value("kind", "") == "tuned";
             k.kernels +=
@@ -267,6 +268,7 @@ void bench_model(BenchOptions o) {
     }
     nlohmann::json report = {{"model", o.model},
                              {"threads", o.threads},
+                             {"spin_us", o.spin_us},
                              {"rounds", o.rounds},
                              {"runners", nlohmann::json::object()}};
     for (auto& k : builds) {
@@ -389,6 +391,12 @@ void add_bench(CLI::App& app) {
                     "Threads, the same for kiln and PyTorch (0: one per core)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--spin-us", o->spin_us,
+                    "Microseconds an idle thread polls for the next parallel loop before it "
+                    "sleeps, in every kiln build (kiln_options.spin_us; 0: the runtime's default, "
+                    "-1: sleep at once)")
+        ->capture_default_str()
+        ->check(CLI::Range(-1, 1000000));
     cmd->add_option("--rounds", o->rounds, "Interleaved rounds; the table gives their median")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);

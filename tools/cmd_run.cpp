@@ -44,6 +44,7 @@ struct RunOptions {
     int runs = 20;
     double min_time = 1.0;
     int threads = 0;
+    int spin_us = 0;
     uint64_t seed = 1;
     std::string db;
     bool no_db = false;
@@ -65,7 +66,7 @@ void run_model(const RunOptions& o) {
         dir = co.out;
     }
     LoadedModel m;
-    const std::string name = open_model(m, dir, o.cc, scratch.path(), o.threads)["name"];
+    const std::string name = open_model(m, dir, o.cc, scratch.path(), o.threads, o.spin_us)["name"];
     const int ni = static_cast<int>(m.in.size()), no = static_cast<int>(m.out.size());
     fill_inputs(m, o.inputs, o.seed);
     std::printf("model     %s (%s)\n", name.c_str(), dir.c_str());
@@ -147,6 +148,11 @@ void add_run(CLI::App& app) {
     cmd->add_option("--threads", o->threads, "Threads of the instance (0: one per core)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--spin-us", o->spin_us,
+                    "Microseconds an idle thread polls for the next parallel loop before it "
+                    "sleeps (kiln_options.spin_us; 0: the runtime's default, -1: sleep at once)")
+        ->capture_default_str()
+        ->check(CLI::Range(-1, 1000000));
     cmd->add_option("--seed", o->seed, "Seed of the random inputs")->capture_default_str();
     cmd->add_option("--db", o->db, "For an .onnx file: the tuning database (as kiln compile)");
     cmd->add_flag("--no-db", o->no_db, "For an .onnx file: default configs only");

@@ -111,11 +111,12 @@ void LoadedModel::run() {
 }
 
 nlohmann::json open_model(LoadedModel& m, const fs::path& dir, const std::string& cc,
-                          const fs::path& scratch, int threads) {
+                          const fs::path& scratch, int threads, int spin_us) {
     const nlohmann::json desc = read_description(dir);
     load(*m.lib, dir, desc["name"], cc, scratch);
     kiln_options options{};
     options.threads = threads;
+    options.spin_us = spin_us;
     if (m.lib->create(m.lib->model, &options, &m.instance) != KILN_OK)
         throw Error("run", std::string("kiln_create: ") + m.lib->last_error(nullptr));
     const int ni = m.lib->num_inputs(m.instance), no = m.lib->num_outputs(m.instance);

@@ -71,10 +71,11 @@ struct LoadedModel {
     void run();  // throws kiln::Error with kiln_last_error's message
 };
 
-// Loads the model in `dir` and creates an instance with `threads` (0: one per core); the input
-// and output buffers are sized, the inputs left zero. Returns the model's NAME.json.
+// Loads the model in `dir` and creates an instance with `threads` (0: one per core) and
+// `spin_us` (kiln_options.spin_us: 0 the runtime's default, -1 never poll); the input and output
+// buffers are sized, the inputs left zero. Returns the model's NAME.json.
 nlohmann::json open_model(LoadedModel& m, const std::filesystem::path& dir, const std::string& cc,
-                          const std::filesystem::path& scratch, int threads);
+                          const std::filesystem::path& scratch, int threads, int spin_us = 0);
 
 // Fills the model's inputs: from one float32 .npy file per input (shapes checked), or, with
 // `npy` empty, uniform random numbers in [-1, 1] drawn from `seed`. Throws kiln::Error("input").

@@ -54,11 +54,18 @@ typedef struct kiln_tensor_info {
     int64_t shape[KILN_MAX_RANK]; /* the first `rank` entries; row-major, dense */
 } kiln_tensor_info;
 
+#define KILN_DEFAULT_SPIN_US 1000
+
 typedef struct kiln_options {
     /* Threads that run this instance's parallel loops, the calling thread included: 0 is one
      * per online core, 1 runs everything on the calling thread, at most 1024. kiln_create()
      * starts threads - 1 workers that belong to the instance alone. */
     int32_t threads;
+    /* Microseconds an idle thread of the instance polls for the next parallel loop before it
+     * sleeps, 1 to 1000000: polling saves two wake-ups per loop while a run goes on, and burns
+     * that core while it waits. 0 is KILN_DEFAULT_SPIN_US; -1 sleeps at once, for a device
+     * where power counts more than latency. */
+    int32_t spin_us;
 } kiln_options;
 
 /* What `kiln compile` generates for a model (the layout is in kiln/model_def.h, private to
@@ -66,7 +73,7 @@ typedef struct kiln_options {
 typedef struct kiln_model_def kiln_model_def;
 typedef struct kiln_instance kiln_instance;
 
-/* The defaults: threads = 0. */
+/* The defaults: threads = 0, spin_us = 0 (KILN_DEFAULT_SPIN_US); a zeroed struct is the same. */
 void kiln_options_init(kiln_options* options);
 
 /* Creates an instance of a model; `options` may be NULL (the defaults). On success *out is the

@@ -162,6 +162,34 @@ static const kiln_tensor_def count_def[1] = {{"threads", KILN_I32, 1, {1}}};
 static const kiln_model_def threads_model = {KILN_MODEL_ABI, "threads", "host", 0, 1, NULL,
                                              count_def, 0, threads_run};
 const kiln_model_def* kiln_model_threads(void) { return &threads_model; }
+
+/* A model of 3000 short parallel loops back to back, as a compiled model's kernels are; every
+ * 100th loop has slow tasks, so that a thread outwaits short polling and sleeps. Its output
+ * counts the tasks that had not run exactly once when their loop returned. */
+static int hits[8];
+static int count_task(void* ctx, int index, uint8_t* closure) {
+    if (closure != NULL) {
+        struct timespec pause = {0, 300000};
+        nanosleep(&pause, NULL);
+    }
+    __atomic_add_fetch(&hits[index], 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+static int loops_run(void* ctx, uint8_t* arena, const void* const* in, void* const* out) {
+    int loop, i, rc = 0, wrong = 0;
+    for (loop = 0; loop < 3000 && rc == 0; ++loop) {
+        memset(hits, 0, sizeof(hits));
+        rc = halide_do_par_for(ctx, count_task, 0, 8, loop % 100 == 99 ? (uint8_t*)hits : NULL);
+        for (i = 0; i < 8; ++i)
+            wrong += __atomic_load_n(&hits[i], __ATOMIC_SEQ_CST) != 1;
+    }
+    *(int32_t*)out[0] = wrong;
+    return rc;
+}
+static const kiln_tensor_def wrong_def[1] = {{"wrong", KILN_I32, 1, {1}}};
+static const kiln_model_def loops_model = {KILN_MODEL_ABI, "loops", "host", 0, 1, NULL,
+                                           wrong_def, 0, loops_run};
+const kiln_model_def* kiln_model_loops(void) { return &loops_model; }
 )";
 
 // The application side, in C; exits 0 when every check passes.
@@ -182,6 +210,7 @@ const char* kTestProgram = R"(/* test program, written by tests/runtime/test_run
 const kiln_model_def* kiln_model_test_model(void);
 const kiln_model_def* kiln_model_greedy(void);
 const kiln_model_def* kiln_model_threads(void);
+const kiln_model_def* kiln_model_loops(void);
 
 /* Every allocation made by the linked objects (kiln, the glue, Halide's runtime), through
  * -Wl,--wrap. */
@@ -331,6 +360,30 @@ int main(void) {
                used[1], used[2]);
     }
 
+    /* Many short loops: each task runs once, whether the threads poll between loops (the
+     * default), sleep at once (spin_us -1), or poll too briefly for the slow loops (50). */
+    {
+        static const int spins[3] = {0, -1, 50};
+        static const int threads[3] = {2, 4, 2};
+        for (i = 0; i < 3; ++i) {
+            kiln_instance* t = NULL;
+            int32_t wrong = -1;
+            void* result[1] = {&wrong};
+            kiln_options_init(&options);
+            options.threads = threads[i];
+            options.spin_us = spins[i];
+            CHECK(kiln_create(kiln_model_loops(), &options, &t) == KILN_OK, "spin_us %d: %s",
+                  spins[i], kiln_last_error(NULL));
+            if (t == NULL) continue;
+            CHECK(kiln_run(t, NULL, result) == KILN_OK && wrong == 0,
+                  "spin_us %d, threads %d: %d tasks ran other than once: %s", spins[i],
+                  threads[i], (int)wrong, kiln_last_error(t));
+            kiln_destroy(t);
+        }
+        printf("ok: 3000 loops of 8 tasks ran each task once (spin_us 0 = %d, -1, 50)\n",
+               KILN_DEFAULT_SPIN_US);
+    }
+
     /* Bad arguments. */
     CHECK(kiln_run(NULL, in, outs) == KILN_INVALID_ARGUMENT && kiln_last_error(NULL)[0],
           "NULL instance");
@@ -360,6 +413,14 @@ int main(void) {
     CHECK(kiln_create(def, &options, &bad) == KILN_INVALID_ARGUMENT && bad == NULL &&
               strstr(kiln_last_error(NULL), "threads"),
           "threads -1: %s", kiln_last_error(NULL));
+    kiln_options_init(&options);
+    options.spin_us = -2;
+    CHECK(kiln_create(def, &options, &bad) == KILN_INVALID_ARGUMENT && bad == NULL &&
+              strstr(kiln_last_error(NULL), "spin_us"),
+          "spin_us -2: %s", kiln_last_error(NULL));
+    options.spin_us = 1000001;
+    CHECK(kiln_create(def, &options, &bad) == KILN_INVALID_ARGUMENT && bad == NULL,
+          "spin_us 1000001: %s", kiln_last_error(NULL));
     {
         kiln_model_def other = *def;
         other.abi = KILN_MODEL_ABI + 1;

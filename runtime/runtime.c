@@ -398,14 +398,14 @@ static long now_ns(void) {
     return (long)t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
-/* Polls until *word != unequal (returns 1) or spin_ns has passed (returns 0). */
-static int poll_while_equal(const unsigned long* word, unsigned long unequal, const int* stop,
-                            long spin_ns) {
+/* Polls until ready(p, arg) (returns 1) or spin_ns has passed (returns 0). */
+static int poll_until(int (*ready)(work_pool*, unsigned long), work_pool* p, unsigned long arg,
+                      long spin_ns) {
     long deadline = 0;
     unsigned i;
-    if (spin_ns <= 0) return 0;
     for (i = 1;; ++i) {
-        if (LOAD(*word) != unequal || LOAD(*stop)) return 1;
+        if (ready(p, arg)) return 1;
+        if (spin_ns <= 0) return 0;
         CPU_RELAX();
         if ((i & 63) == 0) {
             long t = now_ns();
@@ -417,22 +417,15 @@ static int poll_while_equal(const unsigned long* word, unsigned long unequal, co
     }
 }
 
-/* Polls until *count is 0 (returns 1) or spin_ns has passed (returns 0). */
-static int poll_until_zero(const int* count, long spin_ns) {
-    long deadline = 0;
-    unsigned i;
-    if (spin_ns <= 0) return LOAD(*count) == 0;
-    for (i = 1;; ++i) {
-        if (LOAD(*count) == 0) return 1;
-        CPU_RELAX();
-        if ((i & 63) == 0) {
-            long t = now_ns();
-            if (deadline == 0)
-                deadline = t + spin_ns;
-            else if (t >= deadline)
-                return 0;
-        }
-    }
+/* A job newer than `seen` was posted, or the pool stops. */
+static int job_posted(work_pool* p, unsigned long seen) {
+    return LOAD(p->generation) != seen || LOAD(p->stop);
+}
+
+/* Every worker has left the current job. */
+static int job_left(work_pool* p, unsigned long unused) {
+    (void)unused;
+    return LOAD(p->busy) == 0;
 }
 
 /* Runs tasks of the current job until none is left; returns the first failure's code. */
@@ -462,7 +455,7 @@ static int run_tasks(kiln_instance* m, int thread) {
 
 /* Waits for a job newer than `seen` (or stop): polls, then sleeps on `wake`. */
 static unsigned long await_job(work_pool* p, unsigned long seen) {
-    if (poll_while_equal(&p->generation, seen, &p->stop, p->spin_ns)) return LOAD(p->generation);
+    if (poll_until(job_posted, p, seen, p->spin_ns)) return LOAD(p->generation);
     pthread_mutex_lock(&p->mutex);
     ++p->sleepers;
     /* The poster bumps `generation` before it reads `sleepers` under the mutex, so either this
@@ -538,7 +531,7 @@ static int pool_do_par_for(void* user_context, halide_task_t task, int min, int 
 
     /* The workers' last tasks: poll, then sleep on `done`, which the last worker signals under
      * the mutex after its decrement. */
-    if (!poll_until_zero(&p->busy, p->spin_ns)) {
+    if (!poll_until(job_left, p, 0, p->spin_ns)) {
         pthread_mutex_lock(&p->mutex);
         while (LOAD(p->busy) > 0)
             pthread_cond_wait(&p->done, &p->mutex);

@@ -813,8 +813,9 @@ kiln_status kiln_create(const kiln_model_def* model, const kiln_options* options
     m->magic = KILN_MAGIC;
     m->def = model;
     m->threads = threads;
-    m->pool.spin_ns = options->spin_us == 0 ? KILN_DEFAULT_SPIN_US * 1000L
-                                            : options->spin_us < 0 ? 0 : options->spin_us * 1000L;
+    m->pool.spin_ns = options->spin_us == 0  ? KILN_DEFAULT_SPIN_US * 1000L
+                      : options->spin_us < 0 ? 0
+                                             : options->spin_us * 1000L;
     pthread_mutex_init(&m->run_mutex, NULL);
     pthread_mutex_init(&m->mutex, NULL);
     pthread_mutex_init(&m->pool.mutex, NULL);

@@ -119,7 +119,7 @@ typedef struct work_pool {
     pthread_t* workers; /* threads - 1 of them; the caller is the last thread */
     int num_workers;
     int started;
-    long spin_ns; /* how long an idle thread polls for work before it sleeps */
+    int64_t spin_ns; /* how long an idle thread polls for work before it sleeps */
     pthread_mutex_t mutex;
     pthread_cond_t wake; /* a job was posted, or stop */
     pthread_cond_t done; /* the last worker left the job */
@@ -392,23 +392,24 @@ static int reserve_scratch(kiln_instance* m) {
 #define CPU_RELAX() ((void)0)
 #endif
 
-static long now_ns(void) {
+/* 64 bits: a 32-bit long overflows in nanoseconds. */
+static int64_t now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long)t.tv_sec * 1000000000L + t.tv_nsec;
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
 /* Polls until ready(p, arg) (returns 1) or spin_ns has passed (returns 0). */
 static int poll_until(int (*ready)(work_pool*, unsigned long), work_pool* p, unsigned long arg,
-                      long spin_ns) {
-    long deadline = 0;
+                      int64_t spin_ns) {
+    int64_t deadline = 0;
     unsigned i;
     for (i = 1;; ++i) {
         if (ready(p, arg)) return 1;
         if (spin_ns <= 0) return 0;
         CPU_RELAX();
         if ((i & 63) == 0) {
-            long t = now_ns();
+            int64_t t = now_ns();
             if (deadline == 0)
                 deadline = t + spin_ns;
             else if (t >= deadline)
@@ -813,9 +814,9 @@ kiln_status kiln_create(const kiln_model_def* model, const kiln_options* options
     m->magic = KILN_MAGIC;
     m->def = model;
     m->threads = threads;
-    m->pool.spin_ns = options->spin_us == 0  ? KILN_DEFAULT_SPIN_US * 1000L
+    m->pool.spin_ns = options->spin_us == 0  ? (int64_t)KILN_DEFAULT_SPIN_US * 1000
                       : options->spin_us < 0 ? 0
-                                             : options->spin_us * 1000L;
+                                             : (int64_t)options->spin_us * 1000;
     pthread_mutex_init(&m->run_mutex, NULL);
     pthread_mutex_init(&m->mutex, NULL);
     pthread_mutex_init(&m->pool.mutex, NULL);
